@@ -1,0 +1,47 @@
+use ae_core::{ImageBatch, ImageShape};
+use burn::data::dataloader::batcher::Batcher;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+/// One image as stored by the datasets: bytes 0–255 and an integer label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageItem {
+    /// Row-major pixels (channels × height × width), 0–255.
+    pub pixels: Vec<u8>,
+    /// Class label (digit for MNIST, shape for dSprites).
+    pub label: u32,
+}
+
+/// Stacks [`ImageItem`]s into an [`ImageBatch`] with pixels scaled to `[0, 1]`.
+///
+/// One contiguous buffer per batch, one host-to-device copy.
+#[derive(Clone, Debug)]
+pub struct ImageBatcher {
+    shape: ImageShape,
+}
+
+impl ImageBatcher {
+    /// A batcher for images of `shape`.
+    pub fn new(shape: ImageShape) -> Self {
+        Self { shape }
+    }
+}
+
+impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
+    fn batch(&self, items: Vec<ImageItem>, device: &Device) -> ImageBatch {
+        let n = items.len();
+        let numel = self.shape.numel();
+        let mut pixels = Vec::with_capacity(n * numel);
+        let mut labels = Vec::with_capacity(n);
+        for item in &items {
+            debug_assert_eq!(item.pixels.len(), numel);
+            pixels.extend(item.pixels.iter().map(|&p| p as f32 * (1.0 / 255.0)));
+            labels.push(item.label as i64);
+        }
+        let ImageShape { channels, height, width } = self.shape;
+        let images =
+            Tensor::<4>::from_data(TensorData::new(pixels, [n, channels, height, width]), device);
+        let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
+        ImageBatch { images, labels }
+    }
+}

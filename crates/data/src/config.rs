@@ -1,0 +1,212 @@
+use crate::dsprites::{self, Factors};
+use crate::mnist::{self, MnistSplit};
+use crate::{DataError, ImageItem};
+use ae_core::ImageShape;
+use burn::data::dataset::{Dataset, DatasetError};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn default_dsprites_valid() -> usize {
+    10_000
+}
+
+/// The `[data]` table of an experiment config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dataset", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataConfig {
+    /// Real MNIST: train on the 60,000 training images, validate on the 10,000 test images.
+    Mnist {
+        /// Directory holding the four IDX files; `--data-dir` overrides it, `AE_MNIST_DIR`
+        /// is used when both are absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_dir: Option<PathBuf>,
+        /// Train on a seeded random subset of this many images.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        train_limit: Option<usize>,
+        /// Validate on a seeded random subset of this many test images.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        valid_limit: Option<usize>,
+        /// Seed of the subsets (independent of the training seed).
+        #[serde(default)]
+        split_seed: u64,
+    },
+    /// Procedural dSprites (64×64): a seeded permutation of all 737,280 images; the first
+    /// `valid_size` validate, the rest (or `train_limit` of them) train.
+    Dsprites {
+        /// Train on this many images (all remaining when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        train_limit: Option<usize>,
+        /// Number of validation images.
+        #[serde(default = "default_dsprites_valid")]
+        valid_size: usize,
+        /// Seed of the split.
+        #[serde(default)]
+        split_seed: u64,
+    },
+}
+
+impl DataConfig {
+    /// dSprites with a train subset of `train_limit` images and 10,000 validation images.
+    pub fn dsprites(train_limit: Option<usize>) -> Self {
+        Self::Dsprites { train_limit, valid_size: default_dsprites_valid(), split_seed: 0 }
+    }
+
+    /// MNIST from `data_dir` (or the environment).
+    pub fn mnist(data_dir: Option<PathBuf>) -> Self {
+        Self::Mnist { data_dir, train_limit: None, valid_limit: None, split_seed: 0 }
+    }
+
+    /// Name of the dataset ("mnist", "dsprites").
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Mnist { .. } => "mnist",
+            Self::Dsprites { .. } => "dsprites",
+        }
+    }
+
+    /// Shape of one image.
+    pub fn shape(&self) -> ImageShape {
+        match self {
+            Self::Mnist { .. } => ImageShape::new(1, 28, 28),
+            Self::Dsprites { .. } => ImageShape::new(1, dsprites::SIZE, dsprites::SIZE),
+        }
+    }
+
+    /// Number of label classes (digits, shapes).
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Self::Mnist { .. } => 10,
+            Self::Dsprites { .. } => dsprites::SHAPES,
+        }
+    }
+
+    /// Sets the train subset size.
+    pub fn set_train_limit(&mut self, limit: Option<usize>) {
+        match self {
+            Self::Mnist { train_limit, .. } | Self::Dsprites { train_limit, .. } => {
+                *train_limit = limit
+            }
+        }
+    }
+
+    /// Sets the MNIST directory (no effect on dSprites).
+    pub fn set_data_dir(&mut self, dir: PathBuf) {
+        if let Self::Mnist { data_dir, .. } = self {
+            *data_dir = Some(dir);
+        }
+    }
+
+    /// Checks values, naming the bad key.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            Self::Mnist { train_limit: Some(0), .. } | Self::Dsprites { train_limit: Some(0), .. } => {
+                Err("data.train_limit must be at least 1".into())
+            }
+            Self::Mnist { valid_limit: Some(0), .. } => {
+                Err("data.valid_limit must be at least 1".into())
+            }
+            Self::Dsprites { valid_size, .. } if valid_size == 0 || valid_size >= dsprites::LEN => {
+                Err(format!("data.valid_size must be in 1..{}", dsprites::LEN))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Loads (MNIST) or indexes (dSprites) the train and validation splits.
+    pub fn load(&self) -> Result<(ImageDataset, ImageDataset), DataError> {
+        self.validate().map_err(DataError::Config)?;
+        match self {
+            Self::Mnist { data_dir, train_limit, valid_limit, split_seed } => {
+                let dir = mnist::resolve_dir(data_dir.as_deref())?;
+                let train = Arc::new(mnist::load_split(&dir, "train")?);
+                let test = Arc::new(mnist::load_split(&dir, "t10k")?);
+                let train_idx = subset(train.len(), *train_limit, *split_seed);
+                let test_idx = subset(test.len(), *valid_limit, split_seed.wrapping_add(1));
+                Ok((
+                    ImageDataset::Mnist { split: train, indices: train_idx },
+                    ImageDataset::Mnist { split: test, indices: test_idx },
+                ))
+            }
+            Self::Dsprites { train_limit, valid_size, split_seed } => {
+                let mut all: Vec<u32> = (0..dsprites::LEN as u32).collect();
+                all.shuffle(&mut SmallRng::seed_from_u64(*split_seed));
+                let valid = all[..*valid_size].to_vec();
+                let mut train = all[*valid_size..].to_vec();
+                if let Some(limit) = train_limit {
+                    train.truncate(*limit);
+                }
+                Ok((
+                    ImageDataset::Dsprites { indices: Arc::new(train) },
+                    ImageDataset::Dsprites { indices: Arc::new(valid) },
+                ))
+            }
+        }
+    }
+}
+
+/// `limit` indices out of `0..n` (all of them, in order, when `limit` is `None` or ≥ n).
+fn subset(n: usize, limit: Option<usize>, seed: u64) -> Arc<Vec<u32>> {
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    if let Some(limit) = limit.filter(|&l| l < n) {
+        idx.shuffle(&mut SmallRng::seed_from_u64(seed));
+        idx.truncate(limit);
+    }
+    Arc::new(idx)
+}
+
+/// A train or validation split, as a burn [`Dataset`] of [`ImageItem`]s.
+#[derive(Clone, Debug)]
+pub enum ImageDataset {
+    /// Indices into an in-memory MNIST split.
+    Mnist {
+        /// The images.
+        split: Arc<MnistSplit>,
+        /// Which of them belong to this dataset.
+        indices: Arc<Vec<u32>>,
+    },
+    /// Indices of procedurally rendered dSprites images.
+    Dsprites {
+        /// dSprites indices (see [`Factors::from_index`]).
+        indices: Arc<Vec<u32>>,
+    },
+}
+
+impl ImageDataset {
+    /// dSprites factors of item `i` (None for MNIST).
+    pub fn factors(&self, i: usize) -> Option<Factors> {
+        match self {
+            Self::Dsprites { indices } => Some(Factors::from_index(indices[i] as usize)),
+            Self::Mnist { .. } => None,
+        }
+    }
+}
+
+impl Dataset<ImageItem> for ImageDataset {
+    /// # Panics
+    /// When `index >= len()`, as burn's `Dataset` contract requires.
+    fn get(&self, index: usize) -> Result<ImageItem, DatasetError> {
+        match self {
+            Self::Mnist { split, indices } => {
+                let i = indices[index] as usize;
+                Ok(ImageItem {
+                    pixels: split.images[i * 784..(i + 1) * 784].to_vec(),
+                    label: split.labels[i] as u32,
+                })
+            }
+            Self::Dsprites { indices } => {
+                let f = Factors::from_index(indices[index] as usize);
+                Ok(ImageItem { pixels: f.render(), label: f.shape as u32 })
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Mnist { indices, .. } | Self::Dsprites { indices } => indices.len(),
+        }
+    }
+}

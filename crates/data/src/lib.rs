@@ -1,0 +1,21 @@
+//! `ae-data`: datasets and batchers.
+//!
+//! - [`idx`]: parser for the IDX format of MNIST (`.gz` or raw), with errors that name the file.
+//! - [`mnist`]: the four standard MNIST files from a user-given directory.
+//! - [`dsprites`]: dSprites (Matthey et al. 2017) generated procedurally: 3 shapes × 6 scales ×
+//!   40 orientations × 32 × 32 positions = 737,280 64×64 binary images with their factors.
+//! - [`DataConfig`]: the `[data]` table of an experiment config, resolved into train/valid
+//!   [`ImageDataset`]s with deterministic seeded subsets.
+//! - [`ImageBatcher`]: items to [`ae_core::ImageBatch`] tensors.
+#![warn(missing_docs)]
+
+mod batcher;
+mod config;
+pub mod dsprites;
+mod error;
+pub mod idx;
+pub mod mnist;
+
+pub use batcher::*;
+pub use config::*;
+pub use error::*;
