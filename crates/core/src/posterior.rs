@@ -104,8 +104,8 @@ mod tests {
         // σ² = 0.25 and 4.0
         let log_var = Tensor::<2>::from_floats([[0.25f32.ln(), 4.0f32.ln()]], &d).repeat_dim(0, n);
         let z = DiagonalGaussian::new(mean, log_var).sample();
-        let m: Vec<f32> = z.clone().mean_dim(0).into_data().to_vec().unwrap();
-        let v: Vec<f32> = z.var(0).into_data().to_vec().unwrap();
+        let m: Vec<f32> = z.clone().mean_dim(0).into_data().try_to_vec().unwrap();
+        let v: Vec<f32> = z.var(0).into_data().try_to_vec().unwrap();
         // Standard errors: σ/√n ≈ 0.0035 and 0.014; variance SE ≈ σ²√(2/n).
         assert!((m[0] - 1.5).abs() < 0.02, "mean {m:?}");
         assert!((m[1] + 2.0).abs() < 0.06, "mean {m:?}");

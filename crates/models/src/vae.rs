@@ -175,10 +175,10 @@ mod tests {
         let d = Device::default();
         let m = tiny(4.0).init(ImageShape::new(1, 6, 6), &d);
         let out = m.forward(batch(&d));
-        let lhs: Vec<f32> = out.loss.clone().into_data().to_vec().unwrap();
-        let r: Vec<f32> = out.recon_loss.clone().into_data().to_vec().unwrap();
-        let k: Vec<f32> = out.kl.clone().into_data().to_vec().unwrap();
-        let kd: Vec<f32> = out.kl_per_dim.clone().sum_dim(1).into_data().to_vec().unwrap();
+        let lhs: Vec<f32> = out.loss.clone().into_data().try_to_vec().unwrap();
+        let r: Vec<f32> = out.recon_loss.clone().into_data().try_to_vec().unwrap();
+        let k: Vec<f32> = out.kl.clone().into_data().try_to_vec().unwrap();
+        let kd: Vec<f32> = out.kl_per_dim.clone().sum_dim(1).into_data().try_to_vec().unwrap();
         for i in 0..lhs.len() {
             assert!((lhs[i] - (r[i] + 4.0 * k[i])).abs() < 1e-4);
             assert!((k[i] - kd[i]).abs() < 1e-5);
