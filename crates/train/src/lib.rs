@@ -1,1 +1,29 @@
-//! placeholder
+//! `ae-train`: glue between the models and burn-train's `Learner`.
+//!
+//! - [`ExperimentConfig`]: one TOML file describes a run (model, data, optimiser, seed).
+//! - [`device`]: backend selection among the compiled cargo features.
+//! - [`Trainable`]: the `TrainStep`/`InferenceStep` wrapper around [`ae_models::Model`].
+//! - [`run`]: trains and writes the run folder (the contract scripts read; see
+//!   [`run::RunFolder`]).
+//!
+//! **Invariant:** this is the only crate that knows the run-folder layout.
+#![warn(missing_docs)]
+
+mod atomic;
+mod config;
+pub mod device;
+mod images;
+mod renderer;
+pub mod run;
+mod trainable;
+
+pub use atomic::*;
+pub use config::*;
+pub use images::*;
+pub use renderer::*;
+pub use run::{RunOptions, RunOutcome, train};
+pub use trainable::*;
+
+pub use ae_data as data;
+pub use ae_metrics as metrics;
+pub use ae_models as models;

@@ -1,0 +1,437 @@
+//! Training runs and the run folder.
+//!
+//! [`train`] writes `<out>/<experiment>/<run-id>/`:
+//!
+//! | file                    | content                                                        |
+//! |-------------------------|----------------------------------------------------------------|
+//! | `config.toml`           | resolved config (defaults, seed, device, version); rerunning it reproduces the run bit for bit on CPU |
+//! | `metrics.csv`           | a row per epoch and split: `epoch,split,loss,recon,kl,beta_loss,active_units,collapsed_dims,posterior_collapse,kl_dim_0..` |
+//! | `summary.json`          | final validation figures and run facts                          |
+//! | `checkpoint/`           | burn-train checkpoints of the last two epochs (for `--resume`)  |
+//! | `model.bpk`             | final weights (burnpack)                                        |
+//! | `reconstructions.png`   | validation images (odd rows) over their reconstructions (even rows) |
+//! | `samples.png`           | 64 decodes of prior samples (models with a prior only)          |
+//! | `train/`, `valid/`, `experiment.log` | burn-train's own logs                              |
+//!
+//! Results files are written atomically (temporary file + rename).
+use crate::{ExperimentConfig, PlainRenderer, Trainable, device, save_grid, write_atomic};
+use ae_core::Autoencoder;
+use ae_data::{ImageBatcher, ImageDataset};
+use ae_metrics::{
+    ActiveUnitsMetric, AeItem, CollapseAlarmMetric, CollapsedDimsMetric, EpochLog, EpochRow,
+    EpochTracker, MeanMetric, Quantity, SplitKind,
+};
+use anyhow::{Context, bail};
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use burn::optim::AdamConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::prelude::*;
+use burn::train::checkpoint::KeepLastNCheckpoints;
+use burn::train::metric::{Adaptor, Metric, Numeric};
+use burn::train::{Interrupter, Learner, SupervisedTraining};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How training progress is shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Display {
+    /// burn-train's TUI when stdout is a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// Always plain lines.
+    Plain,
+}
+
+/// Options of a run that are not part of the experiment (they do not change the numbers).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Root of the run folders.
+    pub out_dir: PathBuf,
+    /// Device name overriding the config's (`flex`, `cuda:0`, ...).
+    pub device: Option<String>,
+    /// Run-folder name (default: UTC timestamp and seed).
+    pub run_id: Option<String>,
+    /// Progress display.
+    pub display: Display,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { out_dir: PathBuf::from("runs"), device: None, run_id: None, display: Display::Auto }
+    }
+}
+
+/// What a finished (or interrupted) run left behind.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// `summary.json` as written (None when interrupted).
+    pub summary: Option<serde_json::Value>,
+    /// Whether training stopped early (Ctrl-C / `q` in the TUI); resume with `--resume`.
+    pub interrupted: bool,
+}
+
+/// The Ctrl-C target: the interrupter of the run in progress.
+static CURRENT: Mutex<Option<Interrupter>> = Mutex::new(None);
+
+fn install_ctrl_c() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            let guard = CURRENT.lock().ok();
+            match guard.as_ref().and_then(|g| g.as_ref()) {
+                Some(i) if !i.should_stop() => {
+                    eprintln!("\nCtrl-C: stopping after this batch (press again to abort)...");
+                    i.stop(Some("Ctrl-C"));
+                }
+                _ => std::process::exit(130),
+            }
+        });
+    });
+}
+
+fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Last epoch with a complete checkpoint (model, optimiser and scheduler) in `dir/checkpoint`.
+pub fn last_checkpoint(dir: &Path) -> Option<usize> {
+    let entries = std::fs::read_dir(dir.join("checkpoint")).ok()?;
+    let epochs: Vec<usize> = entries
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("model-")?.strip_suffix(".bpk")?.parse().ok()
+        })
+        .collect();
+    epochs.into_iter().filter(|e| {
+        ["optim", "scheduler"].iter().all(|p| dir.join("checkpoint").join(format!("{p}-{e}.bpk")).is_file())
+    }).max()
+}
+
+const COLUMNS: [&str; 7] =
+    ["loss", "recon", "kl", "beta_loss", "active_units", "collapsed_dims", "posterior_collapse"];
+
+/// Renders the epoch log as `metrics.csv`.
+pub fn metrics_csv(rows: &BTreeMap<(usize, SplitKind), EpochRow>, latent: usize) -> String {
+    let mut s = String::from("epoch,split");
+    for c in COLUMNS {
+        s.push(',');
+        s.push_str(c);
+    }
+    for j in 0..latent {
+        s.push_str(&format!(",kl_dim_{j}"));
+    }
+    s.push('\n');
+    for ((epoch, split), row) in rows {
+        s.push_str(&format!("{epoch},{}", split.as_str()));
+        for c in COLUMNS {
+            s.push(',');
+            if let Some(v) = row.values.get(c) {
+                s.push_str(&v.to_string());
+            }
+        }
+        for j in 0..latent {
+            s.push(',');
+            if let Some(v) = row.kl_per_dim.get(j) {
+                s.push_str(&v.to_string());
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// Parses `metrics.csv` back (rows up to and including `max_epoch`), for resumed runs.
+pub fn parse_metrics_csv(text: &str, max_epoch: usize) -> BTreeMap<(usize, SplitKind), EpochRow> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let mut rows = BTreeMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(epoch), Some(split)) = (f.first().and_then(|e| e.parse::<usize>().ok()), f.get(1)) else {
+            continue;
+        };
+        let split = match *split {
+            "train" => SplitKind::Train,
+            "valid" => SplitKind::Valid,
+            _ => continue,
+        };
+        if epoch > max_epoch {
+            continue;
+        }
+        let mut row = EpochRow { epoch, ..Default::default() };
+        for (name, v) in header.iter().zip(&f).skip(2) {
+            let Ok(v) = v.parse::<f64>() else { continue };
+            if name.starts_with("kl_dim_") {
+                row.kl_per_dim.push(v);
+            } else {
+                row.values.insert(name.to_string(), v);
+            }
+        }
+        rows.insert((epoch, split), row);
+    }
+    rows
+}
+
+type Training = SupervisedTraining<Trainable>;
+
+fn add<Me>(st: Training, split: SplitKind, metric: Me) -> Training
+where
+    Me: Metric + Numeric + 'static,
+    AeItem: Adaptor<Me::Input>,
+{
+    match split {
+        SplitKind::Train => st.metric_train_numeric(metric),
+        SplitKind::Valid => st.metric_valid_numeric(metric),
+    }
+}
+
+fn register_metrics(mut st: Training, cfg: &ExperimentConfig, log: &EpochLog, first_epoch: usize) -> Training {
+    let has_prior = cfg.model.has_prior();
+    for split in [SplitKind::Train, SplitKind::Valid] {
+        let t = || EpochTracker::new(log.clone(), split, first_epoch);
+        st = add(st, split, MeanMetric::new(Quantity::NegElbo, t()));
+        st = add(st, split, MeanMetric::new(Quantity::Recon, t()));
+        if has_prior {
+            st = add(st, split, MeanMetric::new(Quantity::Kl, t()));
+            if cfg.model.beta() != 1.0 {
+                st = add(st, split, MeanMetric::new(Quantity::Objective, t()));
+            }
+        }
+        st = add(st, split, ActiveUnitsMetric::new(cfg.diagnostics.active_unit_threshold, t()));
+        if has_prior {
+            st = add(st, split, CollapsedDimsMetric::new(cfg.diagnostics.collapsed_dim_threshold, t()));
+            st = add(st, split, CollapseAlarmMetric::new(cfg.diagnostics.clone(), t()));
+        }
+    }
+    st
+}
+
+fn optimizer(cfg: &ExperimentConfig) -> AdamConfig {
+    let o = &cfg.optimizer;
+    let mut adam = AdamConfig::new().with_beta_1(o.beta1).with_beta_2(o.beta2).with_epsilon(o.epsilon);
+    if o.weight_decay > 0.0 {
+        adam = adam.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay)));
+    }
+    if let Some(c) = o.grad_clip_norm {
+        adam = adam.with_grad_clipping(Some(GradientClippingConfig::Norm(c)));
+    }
+    adam
+}
+
+fn first_valid_batch(valid: &ImageDataset, cfg: &ExperimentConfig, n: usize, device: &Device) -> ae_core::ImageBatch {
+    let items = (0..n.min(valid.len())).map(|i| valid.get(i).expect("in range")).collect();
+    ImageBatcher::new(cfg.data.shape()).batch(items, device)
+}
+
+/// Trains `cfg` and writes a new run folder under `opts.out_dir`.
+pub fn train(mut cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
+    cfg.validate()?;
+    cfg.check_shapes()?;
+    let device_name = opts.device.clone().or(cfg.device.clone()).unwrap_or_else(|| device::default_name().to_string());
+    let _ = device::parse(&device_name)?;
+    cfg.device = Some(device_name);
+    cfg.version = Some(env!("CARGO_PKG_VERSION").to_string());
+    let base = opts.out_dir.join(&cfg.name);
+    let id = opts.run_id.clone().unwrap_or_else(|| format!("{}-s{}", utc_stamp(), cfg.seed));
+    let mut dir = base.join(&id);
+    let mut k = 2;
+    while dir.exists() {
+        dir = base.join(format!("{id}-{k}"));
+        k += 1;
+    }
+    execute(cfg, dir, None, opts)
+}
+
+/// Continues the interrupted run in `dir` from its last checkpoint (its `config.toml` decides
+/// everything; `opts.device` may move it to another backend).
+pub fn resume(dir: &Path, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
+    let cfg_path = dir.join("config.toml");
+    if !cfg_path.is_file() {
+        bail!("{} is not a run folder (no config.toml); pass the folder printed when the run started", dir.display());
+    }
+    let mut cfg = ExperimentConfig::load(&cfg_path)?;
+    if let Some(d) = &opts.device {
+        cfg.device = Some(d.clone());
+    }
+    let last = last_checkpoint(dir);
+    if dir.join("summary.json").is_file() && last.unwrap_or(0) >= cfg.epochs {
+        let summary = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?;
+        println!("{} already finished; nothing to resume", dir.display());
+        return Ok(RunOutcome { dir: dir.to_path_buf(), summary: Some(summary), interrupted: false });
+    }
+    execute(cfg, dir.to_path_buf(), last, opts)
+}
+
+fn execute(cfg: ExperimentConfig, dir: PathBuf, checkpoint: Option<usize>, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
+    let device_name = cfg.device.clone().expect("resolved above");
+    let device = device::parse(&device_name)?;
+    let shape = cfg.data.shape();
+    let (train_ds, valid_ds) = cfg.data.load().context("cannot load the dataset")?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create run folder {}", dir.display()))?;
+    write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+    println!(
+        "run folder: {}\n  {} on {} ({} train / {} valid images), {} epochs, seed {}, device {device_name}",
+        dir.display(),
+        cfg.model.family(),
+        cfg.data.name(),
+        train_ds.len(),
+        valid_ds.len(),
+        cfg.epochs,
+        cfg.seed
+    );
+
+    // Seed before anything random: weights, then shuffling and noise.
+    device.seed(cfg.seed);
+    let ad = device.clone().autodiff();
+    let model = Trainable { model: cfg.model.init(shape, &ad) };
+
+    let batcher = ImageBatcher::new(shape);
+    let train_loader = DataLoaderBuilder::new(batcher.clone())
+        .batch_size(cfg.batch_size)
+        .shuffle(cfg.seed)
+        .num_workers(cfg.num_workers)
+        .set_device(ad.clone())
+        .build(train_ds.clone());
+    let valid_loader = DataLoaderBuilder::new(batcher)
+        .batch_size(cfg.batch_size)
+        .num_workers(cfg.num_workers)
+        .set_device(device.clone())
+        .build(valid_ds.clone());
+
+    let latent = cfg.model.latent_dim();
+    let csv_path = dir.join("metrics.csv");
+    let previous = match (checkpoint, std::fs::read_to_string(&csv_path)) {
+        (Some(n), Ok(text)) => parse_metrics_csv(&text, n),
+        _ => BTreeMap::new(),
+    };
+    let log = EpochLog::new(
+        previous,
+        Some(Box::new(move |rows| {
+            if let Err(e) = write_atomic(&csv_path, metrics_csv(rows, latent).as_bytes()) {
+                eprintln!("warning: cannot write metrics.csv: {e}");
+            }
+        })),
+    );
+    let first_epoch = checkpoint.map_or(1, |n| n + 1);
+
+    let mut training = SupervisedTraining::new(&dir, train_loader, valid_loader)
+        .num_epochs(cfg.epochs)
+        .with_default_checkpointers()
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(2));
+    training = register_metrics(training, &cfg, &log, first_epoch);
+    let tui = opts.display == Display::Auto && std::io::stdout().is_terminal();
+    if !tui {
+        training = training.renderer(Box::new(PlainRenderer::new(cfg.name.clone())));
+    }
+    if let Some(n) = checkpoint {
+        println!("resuming from the checkpoint of epoch {n}");
+        training = training.checkpoint(n);
+    }
+    install_ctrl_c();
+    *CURRENT.lock().expect("ctrl-c slot") = Some(training.interrupter());
+
+    let started = Instant::now();
+    let learner = Learner::new(model, optimizer(&cfg).init(), cfg.optimizer.lr);
+    let result = training.launch(learner);
+    let train_seconds = started.elapsed().as_secs_f64();
+    *CURRENT.lock().expect("ctrl-c slot") = None;
+    if let Some(err) = result.error {
+        bail!("training failed: {err}");
+    }
+    let completed = log.last(SplitKind::Valid).map_or(0, |r| r.epoch);
+    if result.interrupted.is_some() || completed < cfg.epochs {
+        println!(
+            "interrupted after epoch {}; continue with: train --resume {}",
+            last_checkpoint(&dir).unwrap_or(0),
+            dir.display()
+        );
+        return Ok(RunOutcome { dir, summary: None, interrupted: true });
+    }
+
+    let model = result.model.model;
+    let tmp = dir.join(".model.bpk.tmp");
+    model.clone().save_file(&tmp).map_err(|e| anyhow::anyhow!("cannot save weights: {e:?}"))?;
+    std::fs::rename(&tmp, dir.join("model.bpk"))?;
+
+    // Figures: fixed images, fixed noise, so reruns give identical PNGs.
+    device.seed(cfg.seed.wrapping_add(0x5EED));
+    let batch = first_valid_batch(&valid_ds, &cfg, 10, &device);
+    let recon = model.reconstruct(batch.images.clone());
+    save_grid(Tensor::cat(vec![batch.images, recon], 0), 10, 2, &dir.join("reconstructions.png"))?;
+    if let Some(samples) = model.sample(64, &device) {
+        save_grid(samples, 8, 2, &dir.join("samples.png"))?;
+    }
+
+    let valid = log.last(SplitKind::Valid).unwrap_or_default();
+    let train_row = log.rows().get(&(completed, SplitKind::Train)).cloned().unwrap_or_default();
+    let epochs_run = cfg.epochs + 1 - first_epoch;
+    let get = |r: &EpochRow, k: &str| r.values.get(k).copied();
+    let collapse = get(&valid, "posterior_collapse").unwrap_or(0.0) > 0.5;
+    let summary = serde_json::json!({
+        "experiment": cfg.name,
+        "family": cfg.model.family(),
+        "dataset": cfg.data.name(),
+        "units": "nats per sample (sums over pixels and latent dims, mean over samples)",
+        "loss": get(&valid, "loss"),
+        "recon": get(&valid, "recon"),
+        "kl": get(&valid, "kl").unwrap_or(0.0),
+        "beta_loss": get(&valid, "beta_loss").or(get(&valid, "loss")),
+        "beta": cfg.model.beta(),
+        "active_units": get(&valid, "active_units"),
+        "collapsed_dims": get(&valid, "collapsed_dims"),
+        "latent_dim": latent,
+        "kl_per_dim": if valid.kl_per_dim.is_empty() { vec![0.0; latent] } else { valid.kl_per_dim.clone() },
+        "posterior_collapse": collapse,
+        "train_loss": get(&train_row, "loss"),
+        "epochs": completed,
+        "train_seconds": train_seconds,
+        "samples_per_second": (train_ds.len() * epochs_run) as f64 / train_seconds,
+        "train_images": train_ds.len(),
+        "valid_images": valid_ds.len(),
+        "device": device_name,
+        "seed": cfg.seed,
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    println!(
+        "done in {train_seconds:.1}s: valid loss {:.3} (recon {:.3} + KL {:.3}) nats/sample, {} active units of {latent}",
+        get(&valid, "loss").unwrap_or(f64::NAN),
+        get(&valid, "recon").unwrap_or(f64::NAN),
+        get(&valid, "kl").unwrap_or(0.0),
+        get(&valid, "active_units").unwrap_or(f64::NAN),
+    );
+    if collapse {
+        eprintln!(
+            "\n!!! POSTERIOR COLLAPSE: the validation KL is ~0 in every latent dimension; the decoder \
+             ignores z.\n!!! Remedies: lower beta, KL annealing, free bits, a weaker decoder. \
+             See {}/metrics.csv (kl_dim_*).\n",
+            dir.display()
+        );
+    }
+    println!("results in {}", dir.display());
+    Ok(RunOutcome { dir, summary: Some(summary), interrupted: false })
+}
