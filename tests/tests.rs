@@ -1,1 +1,11 @@
+//! The one integration-test binary (see ARCHITECTURE.md, "Testing").
 
+// Shared helpers: MNIST location, a lock serialising training runs, tiny configs.
+mod util;
+
+// Every shipped config parses, validates and fits its data.
+mod configs;
+// MNIST loading from the real files, and the errors users see for missing/corrupt ones.
+mod mnist;
+// End-to-end runs through burn-train's Learner: run folder, reproducibility, resume, collapse.
+mod runs;

@@ -77,7 +77,7 @@ impl Factors {
     /// Centre of the shape in pixel coordinates `(x, y)`.
     pub fn centre(&self) -> (f32, f32) {
         let v = self.values();
-        (14.0 + 36.0 * v[3], 14.0 + 36.0 * v[4])
+        (16.0 + 32.0 * v[3], 16.0 + 32.0 * v[4])
     }
 
     /// Radius of the shape's unit box in pixels.

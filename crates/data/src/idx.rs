@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn rejects_bad_magic_and_wrong_rank() {
         let mut bytes = encode_idx(&[3], &[0; 3]);
-        assert!(parse_idx(&bytes, 3).unwrap_err().contains("3 dimensions"));
+        assert!(parse_idx(&bytes, 3).unwrap_err().contains("1 dimensions where 3"));
         bytes[0] = 0x42;
         assert!(parse_idx(&bytes, 1).unwrap_err().contains("bad magic"));
         assert!(parse_idx(&[0, 0], 1).unwrap_err().contains("header"));

@@ -213,13 +213,8 @@ fn register_metrics(mut st: Training, cfg: &ExperimentConfig, log: &EpochLog, fi
     let has_prior = cfg.model.has_prior();
     for split in [SplitKind::Train, SplitKind::Valid] {
         let t = || EpochTracker::new(log.clone(), split, first_epoch);
-        st = add(st, split, MeanMetric::new(Quantity::NegElbo, t()));
-        st = add(st, split, MeanMetric::new(Quantity::Recon, t()));
-        if has_prior {
-            st = add(st, split, MeanMetric::new(Quantity::Kl, t()));
-            if cfg.model.beta() != 1.0 {
-                st = add(st, split, MeanMetric::new(Quantity::Objective, t()));
-            }
+        for q in [Quantity::NegElbo, Quantity::Recon, Quantity::Kl, Quantity::Objective] {
+            st = add(st, split, MeanMetric::new(q, t()));
         }
         st = add(st, split, ActiveUnitsMetric::new(cfg.diagnostics.active_unit_threshold, t()));
         if has_prior {
