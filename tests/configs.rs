@@ -8,7 +8,8 @@ fn every_shipped_config_loads_validates_and_fits_its_data() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let cfg = ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            let cfg = ExperimentConfig::load(&path)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             cfg.check_shapes().unwrap();
             // Round trip through the resolved form a run folder stores.
             assert_eq!(ExperimentConfig::from_str_any(&cfg.to_toml()).unwrap(), cfg);
@@ -22,11 +23,17 @@ fn every_shipped_config_loads_validates_and_fits_its_data() {
 fn malformed_configs_get_one_clear_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.toml");
-    let good = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/vae_mnist.toml")).unwrap();
+    let good = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/vae_mnist.toml"),
+    )
+    .unwrap();
     for (bad, needle) in [
         (good.replace("beta = 1.0", "beta = -2.0"), "model.beta"),
         (good.replace("epochs = 10", "epochs = 0"), "epochs"),
-        (good.replace("batch_size = 128", "batch_size = 128\nbatchsize = 3"), "batchsize"),
+        (
+            good.replace("batch_size = 128", "batch_size = 128\nbatchsize = 3"),
+            "batchsize",
+        ),
         (good.replace("family = \"vae\"", "family = \"gan\""), "gan"),
         ("name = ".to_string(), "malformed"),
     ] {
@@ -35,6 +42,9 @@ fn malformed_configs_get_one_clear_error_naming_the_key() {
         assert!(err.contains(needle), "expected {needle:?} in: {err}");
         assert!(err.contains("bad.toml"), "the error names the file: {err}");
     }
-    let err = format!("{:#}", ExperimentConfig::load(&dir.path().join("missing.toml")).unwrap_err());
+    let err = format!(
+        "{:#}",
+        ExperimentConfig::load(&dir.path().join("missing.toml")).unwrap_err()
+    );
     assert!(err.contains("missing.toml"));
 }

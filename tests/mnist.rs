@@ -16,15 +16,24 @@ fn real_mnist_loads_with_the_standard_sizes_and_pixel_range() {
     assert_eq!((tr.len(), va.len()), (60_000, 10_000));
     let item = tr.get(0).unwrap();
     assert_eq!(item.pixels.len(), 784);
-    assert!(item.pixels.iter().any(|&p| p == 255) && item.pixels.iter().any(|&p| p == 0));
+    assert!(item.pixels.contains(&255) && item.pixels.contains(&0));
 }
 
 #[test]
 fn missing_mnist_names_the_path_and_how_to_get_it() {
     let dir = tempfile::tempdir().unwrap();
-    let err = DataConfig::mnist(Some(dir.path().join("nowhere"))).load().unwrap_err().to_string();
-    assert!(err.contains("nowhere") && err.contains("--data-dir") && err.contains("AE_MNIST_DIR"), "{err}");
-    let err = DataConfig::mnist(Some(dir.path().to_path_buf())).load().unwrap_err().to_string();
+    let err = DataConfig::mnist(Some(dir.path().join("nowhere")))
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nowhere") && err.contains("--data-dir") && err.contains("AE_MNIST_DIR"),
+        "{err}"
+    );
+    let err = DataConfig::mnist(Some(dir.path().to_path_buf()))
+        .load()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("train-images-idx3-ubyte"), "{err}");
 }
 
@@ -34,20 +43,50 @@ fn corrupt_or_truncated_mnist_files_are_reported_not_panicked_on() {
     let d = dir.path();
     let write = |name: &str, bytes: Vec<u8>| std::fs::write(d.join(name), bytes).unwrap();
     // Raw (not gzipped) files are accepted.
-    write("t10k-images-idx3-ubyte", encode_idx(&[2, 28, 28], &[7; 2 * 784]));
+    write(
+        "t10k-images-idx3-ubyte",
+        encode_idx(&[2, 28, 28], &[7; 2 * 784]),
+    );
     write("t10k-labels-idx1-ubyte", encode_idx(&[2], &[3, 4]));
     assert_eq!(load_split(d, "t10k").unwrap().len(), 2);
     // Truncated images.
-    write("t10k-images-idx3-ubyte", encode_idx(&[2, 28, 28], &[7; 2 * 784])[..900].to_vec());
+    write(
+        "t10k-images-idx3-ubyte",
+        encode_idx(&[2, 28, 28], &[7; 2 * 784])[..900].to_vec(),
+    );
     let err = load_split(d, "t10k").unwrap_err().to_string();
-    assert!(err.contains("t10k-images-idx3-ubyte") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("t10k-images-idx3-ubyte") && err.contains("truncated"),
+        "{err}"
+    );
     // Labels and images disagree.
-    write("t10k-images-idx3-ubyte", encode_idx(&[2, 28, 28], &[7; 2 * 784]));
+    write(
+        "t10k-images-idx3-ubyte",
+        encode_idx(&[2, 28, 28], &[7; 2 * 784]),
+    );
     write("t10k-labels-idx1-ubyte", encode_idx(&[3], &[3, 4, 5]));
-    assert!(load_split(d, "t10k").unwrap_err().to_string().contains("3 labels for 2 images"));
+    assert!(
+        load_split(d, "t10k")
+            .unwrap_err()
+            .to_string()
+            .contains("3 labels for 2 images")
+    );
     // Image file where a label file belongs (bad rank), and garbage bytes.
-    write("t10k-labels-idx1-ubyte", encode_idx(&[2, 28, 28], &[7; 2 * 784]));
-    assert!(load_split(d, "t10k").unwrap_err().to_string().contains("dimensions"));
+    write(
+        "t10k-labels-idx1-ubyte",
+        encode_idx(&[2, 28, 28], &[7; 2 * 784]),
+    );
+    assert!(
+        load_split(d, "t10k")
+            .unwrap_err()
+            .to_string()
+            .contains("dimensions")
+    );
     write("t10k-labels-idx1-ubyte", b"GIF89a not an idx file".to_vec());
-    assert!(load_split(d, "t10k").unwrap_err().to_string().contains("bad magic"));
+    assert!(
+        load_split(d, "t10k")
+            .unwrap_err()
+            .to_string()
+            .contains("bad magic")
+    );
 }

@@ -16,7 +16,10 @@ fn encode_with_saved_weights(dir: &Path) -> Vec<f32> {
     let cfg = ExperimentConfig::load(&dir.join("config.toml")).unwrap();
     let device = Device::flex();
     let record = burn::store::ModuleRecord::load(dir.join("model.bpk")).unwrap();
-    let model = cfg.model.init(cfg.data.shape(), &device).load_record(record);
+    let model = cfg
+        .model
+        .init(cfg.data.shape(), &device)
+        .load_record(record);
     let x = Tensor::<4>::ones([2, 1, 28, 28], &device) * 0.3;
     model.encode(x).into_data().try_to_vec::<f32>().unwrap()
 }
@@ -32,7 +35,14 @@ fn one_epoch_of_mnist_through_the_learner_writes_the_run_folder() {
     let run = train(small_mnist_vae(), &options(out.path())).unwrap();
     let dir = &run.dir;
     assert!(dir.starts_with(out.path().join("vae_mnist")));
-    for f in ["config.toml", "metrics.csv", "summary.json", "model.bpk", "reconstructions.png", "samples.png"] {
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "summary.json",
+        "model.bpk",
+        "reconstructions.png",
+        "samples.png",
+    ] {
         assert!(dir.join(f).is_file(), "missing {f}");
     }
     assert!(dir.join("checkpoint/model-1.bpk").is_file());
@@ -41,12 +51,26 @@ fn one_epoch_of_mnist_through_the_learner_writes_the_run_folder() {
 
     let s = summary(dir);
     for key in [
-        "loss", "recon", "kl", "active_units", "latent_dim", "kl_per_dim", "posterior_collapse",
-        "epochs", "train_seconds", "samples_per_second", "device", "seed",
+        "loss",
+        "recon",
+        "kl",
+        "active_units",
+        "latent_dim",
+        "kl_per_dim",
+        "posterior_collapse",
+        "epochs",
+        "train_seconds",
+        "samples_per_second",
+        "device",
+        "seed",
     ] {
         assert!(s.get(key).is_some(), "summary.json lacks {key}");
     }
-    let (loss, recon, kl) = (s["loss"].as_f64().unwrap(), s["recon"].as_f64().unwrap(), s["kl"].as_f64().unwrap());
+    let (loss, recon, kl) = (
+        s["loss"].as_f64().unwrap(),
+        s["recon"].as_f64().unwrap(),
+        s["kl"].as_f64().unwrap(),
+    );
     assert!((loss - (recon + kl)).abs() < 1e-3, "loss = recon + KL");
     // One epoch on 2,000 images: well below the 543 nats of a uniform Bernoulli, well above 80.
     assert!(loss > 100.0 && loss < 300.0, "loss {loss}");
@@ -78,7 +102,10 @@ fn rerunning_a_saved_config_reproduces_the_run_bit_for_bit() {
     assert_eq!(read(&a.join("metrics.csv")), read(&b.join("metrics.csv")));
     // Burnpack files carry random parameter ids, so compare the weights through the model.
     assert_eq!(encode_with_saved_weights(&a), encode_with_saved_weights(&b));
-    assert_eq!(std::fs::read(a.join("samples.png")).unwrap(), std::fs::read(b.join("samples.png")).unwrap());
+    assert_eq!(
+        std::fs::read(a.join("samples.png")).unwrap(),
+        std::fs::read(b.join("samples.png")).unwrap()
+    );
 }
 
 #[test]
@@ -106,7 +133,12 @@ fn resume_continues_from_the_last_checkpoint_and_keeps_earlier_rows() {
     assert_eq!(summary(&dir)["epochs"], 2);
     assert!(dir.join("checkpoint/model-2.bpk").is_file());
     // A finished run resumes to a no-op.
-    assert!(resume(&dir, &options(out.path())).unwrap().summary.is_some());
+    assert!(
+        resume(&dir, &options(out.path()))
+            .unwrap()
+            .summary
+            .is_some()
+    );
 }
 
 #[test]
@@ -122,7 +154,15 @@ fn a_huge_beta_forces_posterior_collapse_and_the_alarm_fires() {
     assert_eq!(s["posterior_collapse"], true, "{s}");
     assert_eq!(s["collapsed_dims"], 20.0);
     assert!(s["kl"].as_f64().unwrap() < 0.1);
-    assert!(read(&dir.join("metrics.csv")).lines().last().unwrap().split(',').nth(8) == Some("1"));
+    assert!(
+        read(&dir.join("metrics.csv"))
+            .lines()
+            .last()
+            .unwrap()
+            .split(',')
+            .nth(8)
+            == Some("1")
+    );
 }
 
 #[test]
@@ -146,7 +186,10 @@ fn a_plain_autoencoder_on_dsprites_trains_and_has_no_prior_samples() {
     let cfg = ExperimentConfig::from_str_any(text).unwrap();
     let dir = train(cfg, &options(out.path())).unwrap().dir;
     assert!(dir.join("reconstructions.png").is_file());
-    assert!(!dir.join("samples.png").exists(), "an AE has no prior to sample");
+    assert!(
+        !dir.join("samples.png").exists(),
+        "an AE has no prior to sample"
+    );
     let s = summary(&dir);
     assert_eq!(s["family"], "ae");
     assert_eq!(s["kl"], 0.0);

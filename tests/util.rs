@@ -26,7 +26,10 @@ pub fn training_lock() -> MutexGuard<'static, ()> {
 
 /// The reference MNIST VAE on a small seeded subset, one epoch.
 pub fn small_mnist_vae() -> ExperimentConfig {
-    let mut cfg = ExperimentConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/vae_mnist.toml")).unwrap();
+    let mut cfg = ExperimentConfig::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/vae_mnist.toml"),
+    )
+    .unwrap();
     cfg.epochs = 1;
     cfg.data = ae::data::DataConfig::Mnist {
         data_dir: Some(mnist_dir()),
@@ -39,5 +42,10 @@ pub fn small_mnist_vae() -> ExperimentConfig {
 
 /// Plain output into `out`.
 pub fn options(out: &Path) -> RunOptions {
-    RunOptions { out_dir: out.to_path_buf(), device: Some("flex".into()), run_id: None, display: Display::Plain }
+    RunOptions {
+        out_dir: out.to_path_buf(),
+        device: Some("flex".into()),
+        run_id: None,
+        display: Display::Plain,
+    }
 }

@@ -40,7 +40,11 @@ pub struct ImageShape {
 impl ImageShape {
     /// A shape from its three sizes.
     pub const fn new(channels: usize, height: usize, width: usize) -> Self {
-        Self { channels, height, width }
+        Self {
+            channels,
+            height,
+            width,
+        }
     }
 
     /// Pixels per image (channels × height × width).

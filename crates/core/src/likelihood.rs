@@ -5,12 +5,13 @@ use serde::{Deserialize, Serialize};
 /// The decoder's observation model p(x|z). The decoder emits one parameter per pixel
 /// (`logits` for Bernoulli, the mean for Gaussian); [`Likelihood::nll`] turns it into a
 /// per-sample negative log-likelihood in nats (sum over pixels).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Likelihood {
     /// Bernoulli per pixel: −log p = Σ BCE(sigmoid(logit), x), computed from logits as
     /// softplus(l) − x·l for stability. Valid for x in [0, 1] (the usual relaxation for
     /// grey levels).
+    #[default]
     Bernoulli,
     /// Gaussian N(f(z), σ²) per pixel with fixed σ:
     /// −log p = ‖x − f(z)‖² / (2σ²) + (D/2) log(2πσ²). The constant term is included, so
@@ -19,12 +20,6 @@ pub enum Likelihood {
         /// Fixed observation standard deviation σ > 0.
         sigma: f64,
     },
-}
-
-impl Default for Likelihood {
-    fn default() -> Self {
-        Self::Bernoulli
-    }
 }
 
 impl Likelihood {
@@ -36,9 +31,9 @@ impl Likelihood {
     /// - returns `[batch]`
     pub fn nll(&self, params: Tensor<2>, x: Tensor<2>) -> Tensor<1> {
         match *self {
-            Likelihood::Bernoulli => {
-                (softplus(params.clone(), 1.0) - x * params).sum_dim(1).squeeze_dim(1)
-            }
+            Likelihood::Bernoulli => (softplus(params.clone(), 1.0) - x * params)
+                .sum_dim(1)
+                .squeeze_dim(1),
             Likelihood::Gaussian { sigma } => {
                 let [_, d] = params.dims();
                 let var = sigma * sigma;

@@ -35,8 +35,7 @@ impl DiagonalGaussian {
     /// Closed-form KL(q ‖ N(0, I)) per dimension: ½ (μ² + σ² − log σ² − 1), shape
     /// `[batch, latent]`, in nats.
     pub fn kl_per_dim(&self) -> Tensor<2> {
-        (self.mean.clone().square() + self.log_var.clone().exp() - self.log_var.clone() - 1.0)
-            * 0.5
+        (self.mean.clone().square() + self.log_var.clone().exp() - self.log_var.clone() - 1.0) * 0.5
     }
 
     /// Closed-form KL(q ‖ N(0, diag(v))) per dimension for a prior with per-dimension
@@ -62,9 +61,10 @@ mod tests {
     fn kl_is_zero_for_standard_normal() {
         let d = device();
         let q = DiagonalGaussian::new(Tensor::zeros([2, 3], &d), Tensor::zeros([2, 3], &d));
-        q.kl_per_dim()
-            .into_data()
-            .assert_approx_eq::<f32>(&TensorData::zeros::<f32, _>([2, 3]), Tolerance::absolute(1e-7));
+        q.kl_per_dim().into_data().assert_approx_eq::<f32>(
+            &TensorData::zeros::<f32, _>([2, 3]),
+            Tolerance::absolute(1e-7),
+        );
     }
 
     #[test]

@@ -38,9 +38,15 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
             pixels.extend(item.pixels.iter().map(|&p| p as f32 * (1.0 / 255.0)));
             labels.push(item.label as i64);
         }
-        let ImageShape { channels, height, width } = self.shape;
-        let images =
-            Tensor::<4>::from_data(TensorData::new(pixels, [n, channels, height, width]), device);
+        let ImageShape {
+            channels,
+            height,
+            width,
+        } = self.shape;
+        let images = Tensor::<4>::from_data(
+            TensorData::new(pixels, [n, channels, height, width]),
+            device,
+        );
         let labels = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
         ImageBatch { images, labels }
     }

@@ -52,12 +52,21 @@ pub enum DataConfig {
 impl DataConfig {
     /// dSprites with a train subset of `train_limit` images and 10,000 validation images.
     pub fn dsprites(train_limit: Option<usize>) -> Self {
-        Self::Dsprites { train_limit, valid_size: default_dsprites_valid(), split_seed: 0 }
+        Self::Dsprites {
+            train_limit,
+            valid_size: default_dsprites_valid(),
+            split_seed: 0,
+        }
     }
 
     /// MNIST from `data_dir` (or the environment).
     pub fn mnist(data_dir: Option<PathBuf>) -> Self {
-        Self::Mnist { data_dir, train_limit: None, valid_limit: None, split_seed: 0 }
+        Self::Mnist {
+            data_dir,
+            train_limit: None,
+            valid_limit: None,
+            split_seed: 0,
+        }
     }
 
     /// Name of the dataset ("mnist", "dsprites").
@@ -103,12 +112,18 @@ impl DataConfig {
     /// Checks values, naming the bad key.
     pub fn validate(&self) -> Result<(), String> {
         match *self {
-            Self::Mnist { train_limit: Some(0), .. } | Self::Dsprites { train_limit: Some(0), .. } => {
-                Err("data.train_limit must be at least 1".into())
+            Self::Mnist {
+                train_limit: Some(0),
+                ..
             }
-            Self::Mnist { valid_limit: Some(0), .. } => {
-                Err("data.valid_limit must be at least 1".into())
-            }
+            | Self::Dsprites {
+                train_limit: Some(0),
+                ..
+            } => Err("data.train_limit must be at least 1".into()),
+            Self::Mnist {
+                valid_limit: Some(0),
+                ..
+            } => Err("data.valid_limit must be at least 1".into()),
             Self::Dsprites { valid_size, .. } if valid_size == 0 || valid_size >= dsprites::LEN => {
                 Err(format!("data.valid_size must be in 1..{}", dsprites::LEN))
             }
@@ -120,18 +135,33 @@ impl DataConfig {
     pub fn load(&self) -> Result<(ImageDataset, ImageDataset), DataError> {
         self.validate().map_err(DataError::Config)?;
         match self {
-            Self::Mnist { data_dir, train_limit, valid_limit, split_seed } => {
+            Self::Mnist {
+                data_dir,
+                train_limit,
+                valid_limit,
+                split_seed,
+            } => {
                 let dir = mnist::resolve_dir(data_dir.as_deref())?;
                 let train = Arc::new(mnist::load_split(&dir, "train")?);
                 let test = Arc::new(mnist::load_split(&dir, "t10k")?);
                 let train_idx = subset(train.len(), *train_limit, *split_seed);
                 let test_idx = subset(test.len(), *valid_limit, split_seed.wrapping_add(1));
                 Ok((
-                    ImageDataset::Mnist { split: train, indices: train_idx },
-                    ImageDataset::Mnist { split: test, indices: test_idx },
+                    ImageDataset::Mnist {
+                        split: train,
+                        indices: train_idx,
+                    },
+                    ImageDataset::Mnist {
+                        split: test,
+                        indices: test_idx,
+                    },
                 ))
             }
-            Self::Dsprites { train_limit, valid_size, split_seed } => {
+            Self::Dsprites {
+                train_limit,
+                valid_size,
+                split_seed,
+            } => {
                 let mut all: Vec<u32> = (0..dsprites::LEN as u32).collect();
                 all.shuffle(&mut SmallRng::seed_from_u64(*split_seed));
                 let valid = all[..*valid_size].to_vec();
@@ -140,8 +170,12 @@ impl DataConfig {
                     train.truncate(*limit);
                 }
                 Ok((
-                    ImageDataset::Dsprites { indices: Arc::new(train) },
-                    ImageDataset::Dsprites { indices: Arc::new(valid) },
+                    ImageDataset::Dsprites {
+                        indices: Arc::new(train),
+                    },
+                    ImageDataset::Dsprites {
+                        indices: Arc::new(valid),
+                    },
                 ))
             }
         }
@@ -199,7 +233,10 @@ impl Dataset<ImageItem> for ImageDataset {
             }
             Self::Dsprites { indices } => {
                 let f = Factors::from_index(indices[index] as usize);
-                Ok(ImageItem { pixels: f.render(), label: f.shape as u32 })
+                Ok(ImageItem {
+                    pixels: f.render(),
+                    label: f.shape as u32,
+                })
             }
         }
     }

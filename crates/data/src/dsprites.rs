@@ -51,7 +51,13 @@ impl Factors {
         let i = i / ORIENTATIONS;
         let scale = i % SCALES;
         let shape = i / SCALES;
-        Self { shape, scale, orientation, pos_x, pos_y }
+        Self {
+            shape,
+            scale,
+            orientation,
+            pos_x,
+            pos_y,
+        }
     }
 
     /// Index of the image with these factors.
@@ -136,7 +142,16 @@ mod tests {
             assert_eq!(Factors::from_index(index).index(), index);
         }
         let last = Factors::from_index(LEN - 1);
-        assert_eq!((last.shape, last.scale, last.orientation, last.pos_x, last.pos_y), (2, 5, 39, 31, 31));
+        assert_eq!(
+            (
+                last.shape,
+                last.scale,
+                last.orientation,
+                last.pos_x,
+                last.pos_y
+            ),
+            (2, 5, 39, 31, 31)
+        );
     }
 
     fn centroid_and_area(img: &[u8]) -> (f32, f32, usize) {
@@ -154,11 +169,20 @@ mod tests {
     #[test]
     fn image_centroid_follows_position_factors() {
         for &(shape, x, y) in &[(0, 0, 0), (1, 31, 0), (0, 10, 25), (1, 31, 31)] {
-            let f = Factors { shape, scale: 3, orientation: 7, pos_x: x, pos_y: y };
+            let f = Factors {
+                shape,
+                scale: 3,
+                orientation: 7,
+                pos_x: x,
+                pos_y: y,
+            };
             let (mx, my, _) = centroid_and_area(&f.render());
             let (cx, cy) = f.centre();
             // Square and ellipse are centrally symmetric: the centroid is the centre.
-            assert!((mx - cx).abs() < 0.6 && (my - cy).abs() < 0.6, "{f:?}: {mx},{my} vs {cx},{cy}");
+            assert!(
+                (mx - cx).abs() < 0.6 && (my - cy).abs() < 0.6,
+                "{f:?}: {mx},{my} vs {cx},{cy}"
+            );
         }
     }
 
@@ -167,16 +191,34 @@ mod tests {
         for shape in 0..SHAPES {
             let areas: Vec<usize> = (0..SCALES)
                 .map(|scale| {
-                    let f = Factors { shape, scale, orientation: 0, pos_x: 16, pos_y: 16 };
+                    let f = Factors {
+                        shape,
+                        scale,
+                        orientation: 0,
+                        pos_x: 16,
+                        pos_y: 16,
+                    };
                     centroid_and_area(&f.render()).2
                 })
                 .collect();
-            assert!(areas.windows(2).all(|w| w[1] > w[0]), "shape {shape}: {areas:?}");
+            assert!(
+                areas.windows(2).all(|w| w[1] > w[0]),
+                "shape {shape}: {areas:?}"
+            );
         }
         // Square of half-side 0.8 r: area (1.6 r)²; ellipse π r · r/2, at r = 12 (scale 1.0).
         let area = |shape| {
-            centroid_and_area(&Factors { shape, scale: 5, orientation: 0, pos_x: 16, pos_y: 16 }.render()).2
-                as f32
+            centroid_and_area(
+                &Factors {
+                    shape,
+                    scale: 5,
+                    orientation: 0,
+                    pos_x: 16,
+                    pos_y: 16,
+                }
+                .render(),
+            )
+            .2 as f32
         };
         assert!((area(0) - 368.64).abs() < 25.0, "square {}", area(0));
         assert!((area(1) - 226.19).abs() < 20.0, "ellipse {}", area(1));
@@ -189,7 +231,13 @@ mod tests {
         for shape in 0..SHAPES {
             for orientation in (0..ORIENTATIONS).step_by(3) {
                 for &(x, y) in &[(0, 0), (31, 31), (0, 31)] {
-                    let f = Factors { shape, scale: 5, orientation, pos_x: x, pos_y: y };
+                    let f = Factors {
+                        shape,
+                        scale: 5,
+                        orientation,
+                        pos_x: x,
+                        pos_y: y,
+                    };
                     let img = f.render();
                     assert!(img.iter().any(|&p| p > 0));
                     for i in 0..SIZE {
@@ -204,7 +252,14 @@ mod tests {
     #[test]
     fn rotation_changes_the_ellipse_but_shapes_differ_from_each_other() {
         let f = |shape, orientation| {
-            Factors { shape, scale: 5, orientation, pos_x: 16, pos_y: 16 }.render()
+            Factors {
+                shape,
+                scale: 5,
+                orientation,
+                pos_x: 16,
+                pos_y: 16,
+            }
+            .render()
         };
         assert_ne!(f(1, 0), f(1, 10));
         assert_ne!(f(0, 0), f(1, 0));

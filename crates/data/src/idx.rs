@@ -22,14 +22,19 @@ const HINT: &str = "The file is damaged or is not an MNIST IDX file. Download it
 /// Reads an IDX file, gunzipping it when its name ends in `.gz` or it starts with the gzip
 /// magic bytes. `expected_ndims` guards against swapping image and label files.
 pub fn read_idx(path: &Path, expected_ndims: usize) -> Result<IdxArray, DataError> {
-    let raw = std::fs::read(path).map_err(|source| DataError::Io { path: path.into(), source })?;
+    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+        path: path.into(),
+        source,
+    })?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice()).read_to_end(&mut out).map_err(|e| DataError::Corrupt {
-            path: path.into(),
-            reason: format!("gzip stream is truncated or corrupt ({e})"),
-            hint: HINT.into(),
-        })?;
+        GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| DataError::Corrupt {
+                path: path.into(),
+                reason: format!("gzip stream is truncated or corrupt ({e})"),
+                hint: HINT.into(),
+            })?;
         out
     } else {
         raw
@@ -44,7 +49,10 @@ pub fn read_idx(path: &Path, expected_ndims: usize) -> Result<IdxArray, DataErro
 /// Parses IDX bytes (already decompressed).
 pub fn parse_idx(bytes: &[u8], expected_ndims: usize) -> Result<IdxArray, String> {
     if bytes.len() < 4 {
-        return Err(format!("file has {} bytes, shorter than the 4-byte header", bytes.len()));
+        return Err(format!(
+            "file has {} bytes, shorter than the 4-byte header",
+            bytes.len()
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err(format!(
@@ -53,11 +61,16 @@ pub fn parse_idx(bytes: &[u8], expected_ndims: usize) -> Result<IdxArray, String
         ));
     }
     if bytes[2] != 0x08 {
-        return Err(format!("element type 0x{:02x} is not unsigned byte (0x08)", bytes[2]));
+        return Err(format!(
+            "element type 0x{:02x} is not unsigned byte (0x08)",
+            bytes[2]
+        ));
     }
     let ndims = bytes[3] as usize;
     if ndims != expected_ndims {
-        return Err(format!("{ndims} dimensions where {expected_ndims} were expected"));
+        return Err(format!(
+            "{ndims} dimensions where {expected_ndims} were expected"
+        ));
     }
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
@@ -77,7 +90,10 @@ pub fn parse_idx(bytes: &[u8], expected_ndims: usize) -> Result<IdxArray, String
              (truncated or padded)"
         ));
     }
-    Ok(IdxArray { dims, data: bytes[header..].to_vec() })
+    Ok(IdxArray {
+        dims,
+        data: bytes[header..].to_vec(),
+    })
 }
 
 /// Encodes an array as IDX bytes (for tests and fixtures).
@@ -113,7 +129,11 @@ mod tests {
     #[test]
     fn rejects_bad_magic_and_wrong_rank() {
         let mut bytes = encode_idx(&[3], &[0; 3]);
-        assert!(parse_idx(&bytes, 3).unwrap_err().contains("1 dimensions where 3"));
+        assert!(
+            parse_idx(&bytes, 3)
+                .unwrap_err()
+                .contains("1 dimensions where 3")
+        );
         bytes[0] = 0x42;
         assert!(parse_idx(&bytes, 1).unwrap_err().contains("bad magic"));
         assert!(parse_idx(&[0, 0], 1).unwrap_err().contains("header"));
@@ -131,6 +151,9 @@ mod tests {
         gz.truncate(gz.len() / 2);
         std::fs::write(&p, &gz).unwrap();
         let err = read_idx(&p, 1).unwrap_err().to_string();
-        assert!(err.contains("x-idx1-ubyte.gz") && err.contains("gzip"), "{err}");
+        assert!(
+            err.contains("x-idx1-ubyte.gz") && err.contains("gzip"),
+            "{err}"
+        );
     }
 }

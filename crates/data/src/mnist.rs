@@ -69,7 +69,10 @@ pub fn load_split(dir: &Path, prefix: &str) -> Result<MnistSplit, DataError> {
         hint: MNIST_HINT.into(),
     };
     if images.dims[1..] != [28, 28] {
-        return Err(corrupt(&img_path, format!("images are {:?}, not 28×28", &images.dims[1..])));
+        return Err(corrupt(
+            &img_path,
+            format!("images are {:?}, not 28×28", &images.dims[1..]),
+        ));
     }
     if images.dims[0] != labels.dims[0] {
         return Err(corrupt(
@@ -80,7 +83,10 @@ pub fn load_split(dir: &Path, prefix: &str) -> Result<MnistSplit, DataError> {
     if let Some(bad) = labels.data.iter().find(|&&l| l > 9) {
         return Err(corrupt(&lbl_path, format!("label {bad} is not a digit")));
     }
-    Ok(MnistSplit { images: Arc::new(images.data), labels: Arc::new(labels.data) })
+    Ok(MnistSplit {
+        images: Arc::new(images.data),
+        labels: Arc::new(labels.data),
+    })
 }
 
 /// Resolves the MNIST directory: the explicit one (flag or config) first, then

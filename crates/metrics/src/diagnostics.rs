@@ -21,7 +21,11 @@ pub struct DiagnosticsConfig {
 
 impl Default for DiagnosticsConfig {
     fn default() -> Self {
-        Self { active_unit_threshold: 0.01, collapsed_dim_threshold: 0.01, collapse_kl_threshold: 0.1 }
+        Self {
+            active_unit_threshold: 0.01,
+            collapsed_dim_threshold: 0.01,
+            collapse_kl_threshold: 0.1,
+        }
     }
 }
 
@@ -29,9 +33,18 @@ impl DiagnosticsConfig {
     /// Checks the thresholds.
     pub fn validate(&self) -> Result<(), String> {
         for (k, v) in [
-            ("diagnostics.active_unit_threshold", self.active_unit_threshold),
-            ("diagnostics.collapsed_dim_threshold", self.collapsed_dim_threshold),
-            ("diagnostics.collapse_kl_threshold", self.collapse_kl_threshold),
+            (
+                "diagnostics.active_unit_threshold",
+                self.active_unit_threshold,
+            ),
+            (
+                "diagnostics.collapsed_dim_threshold",
+                self.collapsed_dim_threshold,
+            ),
+            (
+                "diagnostics.collapse_kl_threshold",
+                self.collapse_kl_threshold,
+            ),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return Err(format!("{k} must be a finite number ≥ 0, got {v}"));
@@ -51,7 +64,13 @@ impl Adaptor<DiagnosticsInput> for AeItem {
     }
 }
 
-fn entry(name: &str, precision: usize, current: f64, epoch: f64, final_entry: bool) -> SerializedEntry {
+fn entry(
+    name: &str,
+    precision: usize,
+    current: f64,
+    epoch: f64,
+    final_entry: bool,
+) -> SerializedEntry {
     let formatted = if final_entry {
         format!("epoch {epoch:.precision$}")
     } else {
@@ -147,20 +166,37 @@ impl Metric for MeanMetric {
     }
 
     fn description(&self) -> Option<String> {
-        Some(format!("{} in nats per sample (sum over pixels/dims, mean over samples)", self.name))
+        Some(format!(
+            "{} in nats per sample (sum over pixels/dims, mean over samples)",
+            self.name
+        ))
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes { unit: Some("nats".into()), higher_is_better: false }.into()
+        NumericAttributes {
+            unit: Some("nats".into()),
+            higher_is_better: false,
+        }
+        .into()
     }
 
-    fn update(&mut self, input: &DiagnosticsInput, _: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+    fn update(
+        &mut self,
+        input: &DiagnosticsInput,
+        _: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
         let b = &input.0;
         let batch_sum: f64 = (0..b.batch).map(|i| self.quantity.per_sample(b, i)).sum();
         self.sum += batch_sum;
         self.count += b.batch;
         self.current = batch_sum / b.batch.max(1) as f64;
-        Ok(entry(&self.name, 3, self.current, self.epoch_value(), false))
+        Ok(entry(
+            &self.name,
+            3,
+            self.current,
+            self.epoch_value(),
+            false,
+        ))
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
@@ -201,7 +237,12 @@ pub struct ActiveUnitsMetric {
 impl ActiveUnitsMetric {
     /// Active units with the given variance threshold.
     pub fn new(threshold: f64, tracker: EpochTracker) -> Self {
-        Self { name: Arc::new("Active units".into()), threshold, tracker, moments: Default::default() }
+        Self {
+            name: Arc::new("Active units".into()),
+            threshold,
+            tracker,
+            moments: Default::default(),
+        }
     }
 
     fn value(&self) -> f64 {
@@ -217,14 +258,25 @@ impl Metric for ActiveUnitsMetric {
     }
 
     fn description(&self) -> Option<String> {
-        Some(format!("latent dims with Var_x E[z|x] > {} over the epoch", self.threshold))
+        Some(format!(
+            "latent dims with Var_x E[z|x] > {} over the epoch",
+            self.threshold
+        ))
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes { unit: None, higher_is_better: true }.into()
+        NumericAttributes {
+            unit: None,
+            higher_is_better: true,
+        }
+        .into()
     }
 
-    fn update(&mut self, input: &DiagnosticsInput, _: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+    fn update(
+        &mut self,
+        input: &DiagnosticsInput,
+        _: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
         self.moments.update(&input.0.latent_mean, input.0.latent);
         let v = self.value();
         Ok(entry(&self.name, 0, v, v, false))
@@ -293,7 +345,12 @@ pub struct CollapsedDimsMetric {
 impl CollapsedDimsMetric {
     /// Collapsed dimensions with the given KL threshold in nats.
     pub fn new(threshold: f64, tracker: EpochTracker) -> Self {
-        Self { name: Arc::new("Collapsed dims".into()), threshold, tracker, kl: Default::default() }
+        Self {
+            name: Arc::new("Collapsed dims".into()),
+            threshold,
+            tracker,
+            kl: Default::default(),
+        }
     }
 
     fn value(&self) -> f64 {
@@ -309,14 +366,25 @@ impl Metric for CollapsedDimsMetric {
     }
 
     fn description(&self) -> Option<String> {
-        Some(format!("latent dims with epoch-mean KL < {} nats", self.threshold))
+        Some(format!(
+            "latent dims with epoch-mean KL < {} nats",
+            self.threshold
+        ))
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes { unit: None, higher_is_better: false }.into()
+        NumericAttributes {
+            unit: None,
+            higher_is_better: false,
+        }
+        .into()
     }
 
-    fn update(&mut self, input: &DiagnosticsInput, _: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+    fn update(
+        &mut self,
+        input: &DiagnosticsInput,
+        _: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
         self.kl.update(&input.0);
         let v = self.value();
         Ok(entry(&self.name, 0, v, v, false))
@@ -379,7 +447,10 @@ pub fn collapse_verdict(mean_kl_per_dim: &[f64], cfg: &DiagnosticsConfig) -> Col
             ),
         }
     } else {
-        CollapseVerdict { collapsed: false, reason: format!("ok: KL {total:.2} nats, {dead}/{n} dims collapsed") }
+        CollapseVerdict {
+            collapsed: false,
+            reason: format!("ok: KL {total:.2} nats, {dead}/{n} dims collapsed"),
+        }
     }
 }
 
@@ -396,7 +467,12 @@ pub struct CollapseAlarmMetric {
 impl CollapseAlarmMetric {
     /// The alarm with the given thresholds.
     pub fn new(cfg: DiagnosticsConfig, tracker: EpochTracker) -> Self {
-        Self { name: Arc::new("Collapse alarm".into()), cfg, tracker, kl: Default::default() }
+        Self {
+            name: Arc::new("Collapse alarm".into()),
+            cfg,
+            tracker,
+            kl: Default::default(),
+        }
     }
 
     fn verdict(&self) -> CollapseVerdict {
@@ -416,21 +492,35 @@ impl Metric for CollapseAlarmMetric {
     }
 
     fn attributes(&self) -> MetricAttributes {
-        NumericAttributes { unit: None, higher_is_better: false }.into()
+        NumericAttributes {
+            unit: None,
+            higher_is_better: false,
+        }
+        .into()
     }
 
-    fn update(&mut self, input: &DiagnosticsInput, _: &MetricMetadata) -> Result<SerializedEntry, TensorReadError> {
+    fn update(
+        &mut self,
+        input: &DiagnosticsInput,
+        _: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
         self.kl.update(&input.0);
         let v = self.verdict();
         let x = v.collapsed as u8 as f64;
-        Ok(SerializedEntry::new(v.reason, NumericEntry::Value(x).serialize()))
+        Ok(SerializedEntry::new(
+            v.reason,
+            NumericEntry::Value(x).serialize(),
+        ))
     }
 
     fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
         let v = self.verdict();
         let x = v.collapsed as u8 as f64;
         self.tracker.record("posterior_collapse", x);
-        Ok(SerializedEntry::new(v.reason, NumericEntry::Final(x).serialize()))
+        Ok(SerializedEntry::new(
+            v.reason,
+            NumericEntry::Final(x).serialize(),
+        ))
     }
 
     fn clear(&mut self) {
@@ -458,7 +548,11 @@ mod tests {
     use burn::data::dataloader::Progress;
 
     fn meta() -> MetricMetadata {
-        MetricMetadata { progress: Progress::new(1, 1, None), iteration: Some(1), lr: None }
+        MetricMetadata {
+            progress: Progress::new(1, 1, None),
+            iteration: Some(1),
+            lr: None,
+        }
     }
 
     /// A synthetic posterior: dims 0 and 2 carry information (means vary with x, KL large),
@@ -488,19 +582,24 @@ mod tests {
     #[test]
     fn active_units_find_the_informative_dims_over_the_epoch() {
         let log = EpochLog::default();
-        let mut m = ActiveUnitsMetric::new(0.01, EpochTracker::new(log.clone(), SplitKind::Valid, 1));
+        let mut m =
+            ActiveUnitsMetric::new(0.01, EpochTracker::new(log.clone(), SplitKind::Valid, 1));
         // Batches of 1: a per-batch variance would be 0 everywhere; the epoch variance is not.
         for i in 0..20 {
             m.update(&synthetic(1, i), &meta()).unwrap();
         }
         m.compute().unwrap();
-        assert_eq!(log.last(SplitKind::Valid).unwrap().values["active_units"], 2.0);
+        assert_eq!(
+            log.last(SplitKind::Valid).unwrap().values["active_units"],
+            2.0
+        );
     }
 
     #[test]
     fn collapsed_dims_and_kl_per_dim_are_recorded() {
         let log = EpochLog::default();
-        let mut m = CollapsedDimsMetric::new(0.01, EpochTracker::new(log.clone(), SplitKind::Train, 4));
+        let mut m =
+            CollapsedDimsMetric::new(0.01, EpochTracker::new(log.clone(), SplitKind::Train, 4));
         m.update(&synthetic(10, 0), &meta()).unwrap();
         m.compute().unwrap();
         let row = log.last(SplitKind::Train).unwrap();
@@ -519,13 +618,21 @@ mod tests {
         assert!(collapse_verdict(&[0.02, 0.02, 0.02], &cfg).collapsed);
 
         let log = EpochLog::default();
-        let mut m = CollapseAlarmMetric::new(cfg, EpochTracker::new(log.clone(), SplitKind::Valid, 1));
+        let mut m =
+            CollapseAlarmMetric::new(cfg, EpochTracker::new(log.clone(), SplitKind::Valid, 1));
         let mut collapsed = synthetic(8, 0);
         let b = Arc::make_mut(&mut collapsed.0);
         b.kl_per_dim.iter_mut().for_each(|k| *k = 1e-4);
         let e = m.compute_after(&collapsed);
-        assert!(e.formatted.contains("POSTERIOR COLLAPSE"), "{}", e.formatted);
-        assert_eq!(log.last(SplitKind::Valid).unwrap().values["posterior_collapse"], 1.0);
+        assert!(
+            e.formatted.contains("POSTERIOR COLLAPSE"),
+            "{}",
+            e.formatted
+        );
+        assert_eq!(
+            log.last(SplitKind::Valid).unwrap().values["posterior_collapse"],
+            1.0
+        );
     }
 
     #[test]
@@ -543,8 +650,10 @@ mod tests {
         loss.compute().unwrap();
         recon.compute().unwrap();
         let all = synthetic(10, 0);
-        let expected: f64 =
-            (0..10).map(|i| (all.0.recon[i] + all.0.kl[i]) as f64).sum::<f64>() / 10.0;
+        let expected: f64 = (0..10)
+            .map(|i| (all.0.recon[i] + all.0.kl[i]) as f64)
+            .sum::<f64>()
+            / 10.0;
         let row = log.last(SplitKind::Valid).unwrap();
         assert!((row.values["loss"] - expected).abs() < 1e-6);
         assert_eq!(row.values["recon"], 10.0);

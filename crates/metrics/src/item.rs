@@ -32,13 +32,16 @@ pub struct HostBatch {
 #[derive(Debug)]
 pub enum AeItem {
     /// As returned by the model.
-    Device(AeOutput),
+    Device(Box<AeOutput>),
     /// Read back to the host.
     Host(Arc<HostBatch>),
 }
 
 fn vec(data: Result<TensorData, ExecutionError>) -> Result<Vec<f32>, ExecutionError> {
-    Ok(data?.convert::<f32>().try_to_vec::<f32>().expect("converted to f32"))
+    Ok(data?
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .expect("converted to f32"))
 }
 
 impl AeItem {
@@ -63,7 +66,7 @@ impl AeItem {
         match self {
             AeItem::Host(h) => h.clone(),
             AeItem::Device(out) => {
-                Arc::new(Self::read(out.clone().detach()).expect("read model output"))
+                Arc::new(Self::read((**out).clone().detach()).expect("read model output"))
             }
         }
     }

@@ -48,17 +48,18 @@ pub struct EpochLog {
 
 impl std::fmt::Debug for EpochLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EpochLog").field("rows", &self.rows().len()).finish()
+        f.debug_struct("EpochLog")
+            .field("rows", &self.rows().len())
+            .finish()
     }
 }
 
 impl EpochLog {
     /// A log pre-filled with `rows` (for resumed runs), calling `listener` on each change.
-    pub fn new(
-        rows: BTreeMap<(usize, SplitKind), EpochRow>,
-        listener: Option<Listener>,
-    ) -> Self {
-        Self { inner: Arc::new(Mutex::new(LogState { rows, listener })) }
+    pub fn new(rows: BTreeMap<(usize, SplitKind), EpochRow>, listener: Option<Listener>) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(LogState { rows, listener })),
+        }
     }
 
     fn with_row(&self, epoch: usize, split: SplitKind, f: impl FnOnce(&mut EpochRow)) {
@@ -90,7 +91,11 @@ impl EpochLog {
 
     /// The last row of `split`, if any.
     pub fn last(&self, split: SplitKind) -> Option<EpochRow> {
-        self.rows().into_iter().rev().find(|((_, s), _)| *s == split).map(|(_, r)| r)
+        self.rows()
+            .into_iter()
+            .rev()
+            .find(|((_, s), _)| *s == split)
+            .map(|(_, r)| r)
     }
 }
 
@@ -105,7 +110,11 @@ pub struct EpochTracker {
 impl EpochTracker {
     /// A tracker whose first epoch is `first_epoch` (> 1 when resuming).
     pub fn new(log: EpochLog, split: SplitKind, first_epoch: usize) -> Self {
-        Self { log, split, epoch: first_epoch }
+        Self {
+            log,
+            split,
+            epoch: first_epoch,
+        }
     }
 
     /// Records a value for the current epoch.

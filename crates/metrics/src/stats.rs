@@ -13,7 +13,11 @@ impl StreamingMoments {
     /// Adds the rows of a row-major `[n, dims]` matrix.
     pub fn update(&mut self, rows: &[f32], dims: usize) {
         if self.mean.len() != dims {
-            *self = Self { count: 0, mean: vec![0.0; dims], m2: vec![0.0; dims] };
+            *self = Self {
+                count: 0,
+                mean: vec![0.0; dims],
+                m2: vec![0.0; dims],
+            };
         }
         for row in rows.chunks_exact(dims) {
             self.count += 1;
@@ -62,7 +66,9 @@ mod tests {
     #[test]
     fn streaming_moments_match_two_pass_values() {
         // Two dims, rows fed in uneven chunks.
-        let rows: Vec<f32> = (0..50).flat_map(|i| [i as f32 * 0.1, (i % 7) as f32]).collect();
+        let rows: Vec<f32> = (0..50)
+            .flat_map(|i| [i as f32 * 0.1, (i % 7) as f32])
+            .collect();
         let mut s = StreamingMoments::default();
         s.update(&rows[..14], 2);
         s.update(&rows[14..], 2);

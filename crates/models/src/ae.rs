@@ -57,9 +57,10 @@ impl Autoencoder for Ae {
         let [b, c, h, w] = x.dims();
         let z = self.encoder.forward(x.clone()); // [batch, latent]
         let params = self.decoder.forward(z.clone()); // [batch, c, h, w]
-        let recon_loss = self
-            .likelihood
-            .nll(params.clone().reshape([b, c * h * w]), x.reshape([b, c * h * w]));
+        let recon_loss = self.likelihood.nll(
+            params.clone().reshape([b, c * h * w]),
+            x.reshape([b, c * h * w]),
+        );
         let device = z.device();
         AeOutput {
             loss: recon_loss.clone(),

@@ -38,12 +38,18 @@ impl Architecture {
 
     /// Conv stack for 28×28 images (28 → 14 → 7).
     pub fn conv_28() -> Self {
-        Self::Conv { channels: vec![32, 64], hidden: 256 }
+        Self::Conv {
+            channels: vec![32, 64],
+            hidden: 256,
+        }
     }
 
     /// Conv stack for 64×64 images (64 → 32 → 16 → 8 → 4), Burgess et al. 2018.
     pub fn conv_64() -> Self {
-        Self::Conv { channels: vec![32, 32, 64, 64], hidden: 256 }
+        Self::Conv {
+            channels: vec![32, 32, 64, 64],
+            hidden: 256,
+        }
     }
 
     /// Checks the architecture against the image shape.
@@ -54,9 +60,11 @@ impl Architecture {
             }
             Architecture::Conv { channels, hidden } => {
                 if channels.is_empty() || channels.contains(&0) || *hidden == 0 {
-                    return Err("model.architecture: conv needs non-empty positive `channels` \
+                    return Err(
+                        "model.architecture: conv needs non-empty positive `channels` \
                                 and a positive `hidden`"
-                        .into());
+                            .into(),
+                    );
                 }
                 if let Some(s) = shape {
                     let f = 1 << channels.len();
@@ -86,7 +94,10 @@ impl Architecture {
                     layers.push(LinearConfig::new(width, h).init(device));
                     width = h;
                 }
-                Encoder::Mlp(MlpEncoder { layers, head: LinearConfig::new(width, out).init(device) })
+                Encoder::Mlp(MlpEncoder {
+                    layers,
+                    head: LinearConfig::new(width, out).init(device),
+                })
             }
             Architecture::Conv { channels, hidden } => {
                 let mut convs = Vec::new();
@@ -294,7 +305,10 @@ mod tests {
         let x = Tensor::<4>::zeros([2, shape.channels, shape.height, shape.width], &d);
         assert_eq!(enc.forward(x).dims(), [2, 6]);
         let z = Tensor::<2>::zeros([2, 3], &d);
-        assert_eq!(dec.forward(z).dims(), [2, shape.channels, shape.height, shape.width]);
+        assert_eq!(
+            dec.forward(z).dims(),
+            [2, shape.channels, shape.height, shape.width]
+        );
     }
 
     #[test]

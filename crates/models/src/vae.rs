@@ -61,7 +61,9 @@ impl VaeConfig {
     /// Builds the model for images of `shape`.
     pub fn init(&self, shape: ImageShape, device: &Device) -> Vae {
         Vae {
-            encoder: self.architecture.encoder(shape, 2 * self.latent_dim, device),
+            encoder: self
+                .architecture
+                .encoder(shape, 2 * self.latent_dim, device),
             decoder: self.architecture.decoder(shape, self.latent_dim, device),
             likelihood: self.likelihood,
             latent_dim: self.latent_dim,
@@ -75,7 +77,10 @@ impl VaeConfig {
             return Err("model.latent_dim must be at least 1".into());
         }
         if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return Err(format!("model.beta must be a finite number ≥ 0, got {}", self.beta));
+            return Err(format!(
+                "model.beta must be a finite number ≥ 0, got {}",
+                self.beta
+            ));
         }
         self.likelihood.validate()?;
         self.architecture.validate(None)
@@ -114,9 +119,10 @@ impl Autoencoder for Vae {
         let q = self.posterior(x.clone());
         let z = q.sample();
         let params = self.decoder.forward(z); // [batch, c, h, w]
-        let recon_loss = self
-            .likelihood
-            .nll(params.clone().reshape([b, c * h * w]), x.reshape([b, c * h * w]));
+        let recon_loss = self.likelihood.nll(
+            params.clone().reshape([b, c * h * w]),
+            x.reshape([b, c * h * w]),
+        );
         let kl_per_dim = q.kl_per_dim(); // [batch, latent]
         let kl = kl_per_dim.clone().sum_dim(1).squeeze_dim(1); // [batch]
         AeOutput {
@@ -139,7 +145,11 @@ impl Autoencoder for Vae {
     }
 
     fn sample(&self, n: usize, device: &Device) -> Option<Tensor<4>> {
-        let z = Tensor::random([n, self.latent_dim], burn::tensor::Distribution::Normal(0.0, 1.0), device);
+        let z = Tensor::random(
+            [n, self.latent_dim],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            device,
+        );
         Some(self.decode(z))
     }
 
@@ -151,7 +161,7 @@ impl Autoencoder for Vae {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+    use burn::optim::{AdamConfig, GradientsParams};
 
     fn tiny(beta: f64) -> VaeConfig {
         VaeConfig {
@@ -164,10 +174,17 @@ mod tests {
 
     fn batch(d: &Device) -> ImageBatch {
         d.seed(3);
-        let images = Tensor::<4>::random([8, 1, 6, 6], burn::tensor::Distribution::Uniform(0.0, 1.0), d)
-            .greater_elem(0.5)
-            .float();
-        ImageBatch { images, labels: Tensor::zeros([8], d) }
+        let images = Tensor::<4>::random(
+            [8, 1, 6, 6],
+            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            d,
+        )
+        .greater_elem(0.5)
+        .float();
+        ImageBatch {
+            images,
+            labels: Tensor::zeros([8], d),
+        }
     }
 
     #[test]
@@ -178,7 +195,13 @@ mod tests {
         let lhs: Vec<f32> = out.loss.clone().into_data().try_to_vec().unwrap();
         let r: Vec<f32> = out.recon_loss.clone().into_data().try_to_vec().unwrap();
         let k: Vec<f32> = out.kl.clone().into_data().try_to_vec().unwrap();
-        let kd: Vec<f32> = out.kl_per_dim.clone().sum_dim(1).into_data().try_to_vec().unwrap();
+        let kd: Vec<f32> = out
+            .kl_per_dim
+            .clone()
+            .sum_dim(1)
+            .into_data()
+            .try_to_vec()
+            .unwrap();
         for i in 0..lhs.len() {
             assert!((lhs[i] - (r[i] + 4.0 * k[i])).abs() < 1e-4);
             assert!((k[i] - kd[i]).abs() < 1e-5);
@@ -197,7 +220,9 @@ mod tests {
         // Average over several noise draws to compare expectations, not single samples.
         let eval = |m: &Vae| -> f32 {
             d.seed(11);
-            (0..20).map(|_| m.forward(b.clone()).objective().into_scalar::<f32>()).sum::<f32>()
+            (0..20)
+                .map(|_| m.forward(b.clone()).objective().into_scalar::<f32>())
+                .sum::<f32>()
                 / 20.0
         };
         let before = eval(&m);

@@ -28,7 +28,14 @@ pub struct OptimizerConfig {
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
-        Self { lr: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: 0.0, grad_clip_norm: None }
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            weight_decay: 0.0,
+            grad_clip_norm: None,
+        }
     }
 }
 
@@ -100,8 +107,15 @@ impl ExperimentConfig {
             batch_size: 64,
             num_workers: default_workers(),
             model: ModelConfig::Vae(VaeConfig::beta_vae_dsprites(beta)),
-            data: DataConfig::Dsprites { train_limit: Some(20_000), valid_size: 2_000, split_seed: 0 },
-            optimizer: OptimizerConfig { lr: 5e-4, ..OptimizerConfig::default() },
+            data: DataConfig::Dsprites {
+                train_limit: Some(20_000),
+                valid_size: 2_000,
+                split_seed: 0,
+            },
+            optimizer: OptimizerConfig {
+                lr: 5e-4,
+                ..OptimizerConfig::default()
+            },
             diagnostics: DiagnosticsConfig::default(),
             device: None,
             version: None,
@@ -124,7 +138,8 @@ impl ExperimentConfig {
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         let cfg = Self::from_str_any(&text)
             .with_context(|| format!("malformed config {}", path.display()))?;
-        cfg.validate().with_context(|| format!("invalid config {}", path.display()))?;
+        cfg.validate()
+            .with_context(|| format!("invalid config {}", path.display()))?;
         Ok(cfg)
     }
 
@@ -137,7 +152,10 @@ impl ExperimentConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         let bad = |m: String| Err(anyhow::anyhow!(m));
         if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
-            return bad(format!("name must be a non-empty folder name, got {:?}", self.name));
+            return bad(format!(
+                "name must be a non-empty folder name, got {:?}",
+                self.name
+            ));
         }
         if self.epochs == 0 {
             return bad("epochs must be at least 1".into());
@@ -146,12 +164,17 @@ impl ExperimentConfig {
             return bad("batch_size must be at least 1".into());
         }
         if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
-            return bad(format!("optimizer.lr must be positive, got {}", self.optimizer.lr));
+            return bad(format!(
+                "optimizer.lr must be positive, got {}",
+                self.optimizer.lr
+            ));
         }
         if let Some(c) = self.optimizer.grad_clip_norm
-            && !(c > 0.0)
+            && (c.is_nan() || c <= 0.0)
         {
-            return bad(format!("optimizer.grad_clip_norm must be positive, got {c}"));
+            return bad(format!(
+                "optimizer.grad_clip_norm must be positive, got {c}"
+            ));
         }
         self.model.validate().map_err(anyhow::Error::msg)?;
         self.data.validate().map_err(anyhow::Error::msg)?;
@@ -178,9 +201,16 @@ mod tests {
 
     #[test]
     fn config_round_trips_through_toml() {
-        for cfg in [ExperimentConfig::vae_mnist(), ExperimentConfig::beta_vae_dsprites(4.0)] {
+        for cfg in [
+            ExperimentConfig::vae_mnist(),
+            ExperimentConfig::beta_vae_dsprites(4.0),
+        ] {
             let text = cfg.to_toml();
-            assert_eq!(ExperimentConfig::from_str_any(&text).unwrap(), cfg, "{text}");
+            assert_eq!(
+                ExperimentConfig::from_str_any(&text).unwrap(),
+                cfg,
+                "{text}"
+            );
         }
     }
 
@@ -188,14 +218,21 @@ mod tests {
     fn unknown_keys_and_bad_values_are_named() {
         let mut text = ExperimentConfig::vae_mnist().to_toml();
         text = text.replace("beta = 1.0", "beta = 1.0\nbetta = 2.0");
-        let err = ExperimentConfig::from_str_any(&text).unwrap_err().to_string();
+        let err = ExperimentConfig::from_str_any(&text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("betta"), "{err}");
 
         let mut cfg = ExperimentConfig::vae_mnist();
         if let ModelConfig::Vae(v) = &mut cfg.model {
             v.beta = -1.0;
         }
-        assert!(cfg.validate().unwrap_err().to_string().contains("model.beta"));
+        assert!(
+            cfg.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("model.beta")
+        );
         cfg = ExperimentConfig::vae_mnist();
         cfg.epochs = 0;
         assert!(cfg.validate().unwrap_err().to_string().contains("epochs"));

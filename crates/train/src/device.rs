@@ -87,7 +87,12 @@ mod tests {
     fn default_is_a_compiled_backend_and_unknown_names_fail() {
         assert!(super::compiled().contains(&super::default_name()));
         assert!(super::parse(super::default_name()).is_ok());
-        assert!(super::parse("tpu").unwrap_err().to_string().contains("unknown device"));
+        assert!(
+            super::parse("tpu")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown device")
+        );
         assert!(super::parse("cuda:x").is_err());
     }
 }

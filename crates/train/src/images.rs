@@ -6,7 +6,11 @@ use std::path::Path;
 /// to a PNG, `cols` per row, with a 2-pixel gutter, each pixel drawn `zoom` × `zoom`.
 pub fn save_grid(images: Tensor<4>, cols: usize, zoom: usize, path: &Path) -> anyhow::Result<()> {
     let [n, c, h, w] = images.dims();
-    let data: Vec<f32> = images.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let data: Vec<f32> = images
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let rows = n.div_ceil(cols.max(1));
     let gutter = 2;
     let (cell_w, cell_h) = (w * zoom + gutter, h * zoom + gutter);
@@ -17,7 +21,10 @@ pub fn save_grid(images: Tensor<4>, cols: usize, zoom: usize, path: &Path) -> an
         for y in 0..h * zoom {
             for x in 0..w * zoom {
                 let (sy, sx) = (y / zoom, x / zoom);
-                let v: f32 = (0..c).map(|ch| data[((i * c + ch) * h + sy) * w + sx]).sum::<f32>() / c as f32;
+                let v: f32 = (0..c)
+                    .map(|ch| data[((i * c + ch) * h + sy) * w + sx])
+                    .sum::<f32>()
+                    / c as f32;
                 px[(gy + y) * width + gx + x] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
             }
         }

@@ -1,10 +1,10 @@
+use burn::train::LearnerSummary;
+use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::{
     EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining,
 };
-use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
-use burn::train::LearnerSummary;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Instant;
@@ -46,7 +46,8 @@ impl PlainRenderer {
             && let Ok(NumericEntry::Final(v)) =
                 NumericEntry::deserialize(&entry.serialized_entry.serialized)
         {
-            self.finals.insert(entry.metric_id, (v, entry.serialized_entry.formatted));
+            self.finals
+                .insert(entry.metric_id, (v, entry.serialized_entry.formatted));
         }
     }
 
@@ -54,7 +55,9 @@ impl PlainRenderer {
         let mut parts = Vec::new();
         let mut alarm = None;
         for id in &self.order {
-            let Some((v, formatted)) = self.finals.get(id) else { continue };
+            let Some((v, formatted)) = self.finals.get(id) else {
+                continue;
+            };
             let name = &self.names[id];
             if name == "Collapse alarm" {
                 if *v > 0.5 {
@@ -97,7 +100,10 @@ impl MetricsRendererTraining for PlainRenderer {
         self.record(state);
     }
 
-    fn on_train_end(&mut self, _summary: Option<LearnerSummary>) -> Result<(), Box<dyn std::error::Error>> {
+    fn on_train_end(
+        &mut self,
+        _summary: Option<LearnerSummary>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     }
 }
@@ -109,11 +115,20 @@ impl MetricsRendererEvaluation for PlainRenderer {
 }
 
 impl TrainingProgressLogger for PlainRenderer {
-    fn start(&mut self, total_epochs: usize, starting_epoch: usize, _items: Option<usize>, _label: Option<&str>) {
+    fn start(
+        &mut self,
+        total_epochs: usize,
+        starting_epoch: usize,
+        _items: Option<usize>,
+        _label: Option<&str>,
+    ) {
         self.total_epochs = total_epochs;
         self.epoch = starting_epoch;
         self.started = Instant::now();
-        println!("[{}] training epochs {starting_epoch}..={total_epochs}", self.label);
+        println!(
+            "[{}] training epochs {starting_epoch}..={total_epochs}",
+            self.label
+        );
     }
 
     fn update_epoch(&mut self, epoch: usize) {
@@ -176,6 +191,7 @@ impl MetricsRenderer for PlainRenderer {
         if !self.names.contains_key(&definition.metric_id) {
             self.order.push(definition.metric_id.clone());
         }
-        self.names.insert(definition.metric_id, definition.name.to_string());
+        self.names
+            .insert(definition.metric_id, definition.name.to_string());
     }
 }

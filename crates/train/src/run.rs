@@ -64,7 +64,12 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { out_dir: PathBuf::from("runs"), device: None, run_id: None, display: Display::Auto }
+        Self {
+            out_dir: PathBuf::from("runs"),
+            device: None,
+            run_id: None,
+            display: Display::Auto,
+        }
     }
 }
 
@@ -114,7 +119,12 @@ fn utc_stamp() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Last epoch with a complete checkpoint (model, optimiser and scheduler) in `dir/checkpoint`.
@@ -123,16 +133,33 @@ pub fn last_checkpoint(dir: &Path) -> Option<usize> {
     let epochs: Vec<usize> = entries
         .filter_map(|e| {
             let name = e.ok()?.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("model-")?.strip_suffix(".bpk")?.parse().ok()
+            name.strip_prefix("model-")?
+                .strip_suffix(".bpk")?
+                .parse()
+                .ok()
         })
         .collect();
-    epochs.into_iter().filter(|e| {
-        ["optim", "scheduler"].iter().all(|p| dir.join("checkpoint").join(format!("{p}-{e}.bpk")).is_file())
-    }).max()
+    epochs
+        .into_iter()
+        .filter(|e| {
+            ["optim", "scheduler"].iter().all(|p| {
+                dir.join("checkpoint")
+                    .join(format!("{p}-{e}.bpk"))
+                    .is_file()
+            })
+        })
+        .max()
 }
 
-const COLUMNS: [&str; 7] =
-    ["loss", "recon", "kl", "beta_loss", "active_units", "collapsed_dims", "posterior_collapse"];
+const COLUMNS: [&str; 7] = [
+    "loss",
+    "recon",
+    "kl",
+    "beta_loss",
+    "active_units",
+    "collapsed_dims",
+    "posterior_collapse",
+];
 
 /// Renders the epoch log as `metrics.csv`.
 pub fn metrics_csv(rows: &BTreeMap<(usize, SplitKind), EpochRow>, latent: usize) -> String {
@@ -171,7 +198,9 @@ pub fn parse_metrics_csv(text: &str, max_epoch: usize) -> BTreeMap<(usize, Split
     let mut rows = BTreeMap::new();
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
-        let (Some(epoch), Some(split)) = (f.first().and_then(|e| e.parse::<usize>().ok()), f.get(1)) else {
+        let (Some(epoch), Some(split)) =
+            (f.first().and_then(|e| e.parse::<usize>().ok()), f.get(1))
+        else {
             continue;
         };
         let split = match *split {
@@ -182,7 +211,10 @@ pub fn parse_metrics_csv(text: &str, max_epoch: usize) -> BTreeMap<(usize, Split
         if epoch > max_epoch {
             continue;
         }
-        let mut row = EpochRow { epoch, ..Default::default() };
+        let mut row = EpochRow {
+            epoch,
+            ..Default::default()
+        };
         for (name, v) in header.iter().zip(&f).skip(2) {
             let Ok(v) = v.parse::<f64>() else { continue };
             if name.starts_with("kl_dim_") {
@@ -209,17 +241,39 @@ where
     }
 }
 
-fn register_metrics(mut st: Training, cfg: &ExperimentConfig, log: &EpochLog, first_epoch: usize) -> Training {
+fn register_metrics(
+    mut st: Training,
+    cfg: &ExperimentConfig,
+    log: &EpochLog,
+    first_epoch: usize,
+) -> Training {
     let has_prior = cfg.model.has_prior();
     for split in [SplitKind::Train, SplitKind::Valid] {
         let t = || EpochTracker::new(log.clone(), split, first_epoch);
-        for q in [Quantity::NegElbo, Quantity::Recon, Quantity::Kl, Quantity::Objective] {
+        for q in [
+            Quantity::NegElbo,
+            Quantity::Recon,
+            Quantity::Kl,
+            Quantity::Objective,
+        ] {
             st = add(st, split, MeanMetric::new(q, t()));
         }
-        st = add(st, split, ActiveUnitsMetric::new(cfg.diagnostics.active_unit_threshold, t()));
+        st = add(
+            st,
+            split,
+            ActiveUnitsMetric::new(cfg.diagnostics.active_unit_threshold, t()),
+        );
         if has_prior {
-            st = add(st, split, CollapsedDimsMetric::new(cfg.diagnostics.collapsed_dim_threshold, t()));
-            st = add(st, split, CollapseAlarmMetric::new(cfg.diagnostics.clone(), t()));
+            st = add(
+                st,
+                split,
+                CollapsedDimsMetric::new(cfg.diagnostics.collapsed_dim_threshold, t()),
+            );
+            st = add(
+                st,
+                split,
+                CollapseAlarmMetric::new(cfg.diagnostics.clone(), t()),
+            );
         }
     }
     st
@@ -227,7 +281,10 @@ fn register_metrics(mut st: Training, cfg: &ExperimentConfig, log: &EpochLog, fi
 
 fn optimizer(cfg: &ExperimentConfig) -> AdamConfig {
     let o = &cfg.optimizer;
-    let mut adam = AdamConfig::new().with_beta_1(o.beta1).with_beta_2(o.beta2).with_epsilon(o.epsilon);
+    let mut adam = AdamConfig::new()
+        .with_beta_1(o.beta1)
+        .with_beta_2(o.beta2)
+        .with_epsilon(o.epsilon);
     if o.weight_decay > 0.0 {
         adam = adam.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay)));
     }
@@ -237,8 +294,15 @@ fn optimizer(cfg: &ExperimentConfig) -> AdamConfig {
     adam
 }
 
-fn first_valid_batch(valid: &ImageDataset, cfg: &ExperimentConfig, n: usize, device: &Device) -> ae_core::ImageBatch {
-    let items = (0..n.min(valid.len())).map(|i| valid.get(i).expect("in range")).collect();
+fn first_valid_batch(
+    valid: &ImageDataset,
+    cfg: &ExperimentConfig,
+    n: usize,
+    device: &Device,
+) -> ae_core::ImageBatch {
+    let items = (0..n.min(valid.len()))
+        .map(|i| valid.get(i).expect("in range"))
+        .collect();
     ImageBatcher::new(cfg.data.shape()).batch(items, device)
 }
 
@@ -246,12 +310,19 @@ fn first_valid_batch(valid: &ImageDataset, cfg: &ExperimentConfig, n: usize, dev
 pub fn train(mut cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     cfg.validate()?;
     cfg.check_shapes()?;
-    let device_name = opts.device.clone().or(cfg.device.clone()).unwrap_or_else(|| device::default_name().to_string());
+    let device_name = opts
+        .device
+        .clone()
+        .or(cfg.device.clone())
+        .unwrap_or_else(|| device::default_name().to_string());
     let _ = device::parse(&device_name)?;
     cfg.device = Some(device_name);
     cfg.version = Some(env!("CARGO_PKG_VERSION").to_string());
     let base = opts.out_dir.join(&cfg.name);
-    let id = opts.run_id.clone().unwrap_or_else(|| format!("{}-s{}", utc_stamp(), cfg.seed));
+    let id = opts
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-s{}", utc_stamp(), cfg.seed));
     let mut dir = base.join(&id);
     let mut k = 2;
     while dir.exists() {
@@ -266,7 +337,10 @@ pub fn train(mut cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<Run
 pub fn resume(dir: &Path, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let cfg_path = dir.join("config.toml");
     if !cfg_path.is_file() {
-        bail!("{} is not a run folder (no config.toml); pass the folder printed when the run started", dir.display());
+        bail!(
+            "{} is not a run folder (no config.toml); pass the folder printed when the run started",
+            dir.display()
+        );
     }
     let mut cfg = ExperimentConfig::load(&cfg_path)?;
     if let Some(d) = &opts.device {
@@ -276,17 +350,27 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     if dir.join("summary.json").is_file() && last.unwrap_or(0) >= cfg.epochs {
         let summary = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?;
         println!("{} already finished; nothing to resume", dir.display());
-        return Ok(RunOutcome { dir: dir.to_path_buf(), summary: Some(summary), interrupted: false });
+        return Ok(RunOutcome {
+            dir: dir.to_path_buf(),
+            summary: Some(summary),
+            interrupted: false,
+        });
     }
     execute(cfg, dir.to_path_buf(), last, opts)
 }
 
-fn execute(cfg: ExperimentConfig, dir: PathBuf, checkpoint: Option<usize>, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
+fn execute(
+    cfg: ExperimentConfig,
+    dir: PathBuf,
+    checkpoint: Option<usize>,
+    opts: &RunOptions,
+) -> anyhow::Result<RunOutcome> {
     let device_name = cfg.device.clone().expect("resolved above");
     let device = device::parse(&device_name)?;
     let shape = cfg.data.shape();
     let (train_ds, valid_ds) = cfg.data.load().context("cannot load the dataset")?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create run folder {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create run folder {}", dir.display()))?;
     write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
     println!(
         "run folder: {}\n  {} on {} ({} train / {} valid images), {} epochs, seed {}, device {device_name}",
@@ -302,7 +386,9 @@ fn execute(cfg: ExperimentConfig, dir: PathBuf, checkpoint: Option<usize>, opts:
     // Seed before anything random: weights, then shuffling and noise.
     device.seed(cfg.seed);
     let ad = device.clone().autodiff();
-    let model = Trainable { model: cfg.model.init(shape, &ad) };
+    let model = Trainable {
+        model: cfg.model.init(shape, &ad),
+    };
 
     let batcher = ImageBatcher::new(shape);
     let train_loader = DataLoaderBuilder::new(batcher.clone())
@@ -364,25 +450,41 @@ fn execute(cfg: ExperimentConfig, dir: PathBuf, checkpoint: Option<usize>, opts:
             last_checkpoint(&dir).unwrap_or(0),
             dir.display()
         );
-        return Ok(RunOutcome { dir, summary: None, interrupted: true });
+        return Ok(RunOutcome {
+            dir,
+            summary: None,
+            interrupted: true,
+        });
     }
 
     let model = result.model.model;
     let tmp = dir.join(".model.bpk.tmp");
-    model.clone().save_file(&tmp).map_err(|e| anyhow::anyhow!("cannot save weights: {e:?}"))?;
+    model
+        .clone()
+        .save_file(&tmp)
+        .map_err(|e| anyhow::anyhow!("cannot save weights: {e:?}"))?;
     std::fs::rename(&tmp, dir.join("model.bpk"))?;
 
     // Figures: fixed images, fixed noise, so reruns give identical PNGs.
     device.seed(cfg.seed.wrapping_add(0x5EED));
     let batch = first_valid_batch(&valid_ds, &cfg, 10, &device);
     let recon = model.reconstruct(batch.images.clone());
-    save_grid(Tensor::cat(vec![batch.images, recon], 0), 10, 2, &dir.join("reconstructions.png"))?;
+    save_grid(
+        Tensor::cat(vec![batch.images, recon], 0),
+        10,
+        2,
+        &dir.join("reconstructions.png"),
+    )?;
     if let Some(samples) = model.sample(64, &device) {
         save_grid(samples, 8, 2, &dir.join("samples.png"))?;
     }
 
     let valid = log.last(SplitKind::Valid).unwrap_or_default();
-    let train_row = log.rows().get(&(completed, SplitKind::Train)).cloned().unwrap_or_default();
+    let train_row = log
+        .rows()
+        .get(&(completed, SplitKind::Train))
+        .cloned()
+        .unwrap_or_default();
     let epochs_run = cfg.epochs + 1 - first_epoch;
     let get = |r: &EpochRow, k: &str| r.values.get(k).copied();
     let collapse = get(&valid, "posterior_collapse").unwrap_or(0.0) > 0.5;
@@ -411,7 +513,10 @@ fn execute(cfg: ExperimentConfig, dir: PathBuf, checkpoint: Option<usize>, opts:
         "seed": cfg.seed,
         "version": env!("CARGO_PKG_VERSION"),
     });
-    write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    write_atomic(
+        &dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
     println!(
         "done in {train_seconds:.1}s: valid loss {:.3} (recon {:.3} + KL {:.3}) nats/sample, {} active units of {latent}",
         get(&valid, "loss").unwrap_or(f64::NAN),
@@ -428,5 +533,9 @@ fn execute(cfg: ExperimentConfig, dir: PathBuf, checkpoint: Option<usize>, opts:
         );
     }
     println!("results in {}", dir.display());
-    Ok(RunOutcome { dir, summary: Some(summary), interrupted: false })
+    Ok(RunOutcome {
+        dir,
+        summary: Some(summary),
+        interrupted: false,
+    })
 }

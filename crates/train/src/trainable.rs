@@ -19,7 +19,7 @@ impl TrainStep for Trainable {
     fn step(&self, batch: ImageBatch) -> TrainOutput<AeItem> {
         let out = self.model.forward(batch);
         let grads = out.objective().backward();
-        TrainOutput::new(self, grads, AeItem::Device(out))
+        TrainOutput::new(self, grads, AeItem::Device(Box::new(out)))
     }
 }
 
@@ -28,6 +28,6 @@ impl InferenceStep for Trainable {
     type Output = AeItem;
 
     fn step(&self, batch: ImageBatch) -> AeItem {
-        AeItem::Device(self.model.forward(batch))
+        AeItem::Device(Box::new(self.model.forward(batch)))
     }
 }

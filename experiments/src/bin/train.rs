@@ -47,7 +47,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         out_dir: args.out,
         device: args.device,
         run_id: None,
-        display: if args.plain { Display::Plain } else { Display::Auto },
+        display: if args.plain {
+            Display::Plain
+        } else {
+            Display::Auto
+        },
     };
     if let Some(dir) = args.resume {
         resume(&dir, &opts)?;
