@@ -68,6 +68,9 @@ pub struct ExperimentConfig {
     /// Adam settings.
     #[serde(default)]
     pub optimizer: OptimizerConfig,
+    /// KL annealing: how β ramps up over the first optimiser steps.
+    #[serde(default)]
+    pub kl_schedule: crate::KlSchedule,
     /// Thresholds of the diagnostics.
     #[serde(default)]
     pub diagnostics: DiagnosticsConfig,
@@ -92,6 +95,7 @@ impl ExperimentConfig {
             model: ModelConfig::Vae(VaeConfig::mnist_reference()),
             data: DataConfig::mnist(None),
             optimizer: OptimizerConfig::default(),
+            kl_schedule: Default::default(),
             diagnostics: DiagnosticsConfig::default(),
             device: None,
             version: None,
@@ -116,6 +120,7 @@ impl ExperimentConfig {
                 lr: 5e-4,
                 ..OptimizerConfig::default()
             },
+            kl_schedule: Default::default(),
             diagnostics: DiagnosticsConfig::default(),
             device: None,
             version: None,
@@ -179,6 +184,7 @@ impl ExperimentConfig {
         self.model.validate().map_err(anyhow::Error::msg)?;
         self.data.validate().map_err(anyhow::Error::msg)?;
         self.diagnostics.validate().map_err(anyhow::Error::msg)?;
+        self.kl_schedule.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 

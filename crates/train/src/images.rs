@@ -40,3 +40,28 @@ pub fn save_grid(images: Tensor<4>, cols: usize, zoom: usize, path: &Path) -> an
     write_atomic(path, &bytes)?;
     Ok(())
 }
+
+/// Latent traversal: for each dimension in `dims` (one row each), decode the posterior mean of
+/// `image` (`[1, c, h, w]`) with that dimension swept over `steps` values in [−3, 3].
+pub fn save_traversal<M: ae_core::Autoencoder>(
+    model: &M,
+    image: Tensor<4>,
+    dims: &[usize],
+    steps: usize,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let device = image.device();
+    let z0: Vec<f32> = model.encode(image).into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let latent = z0.len();
+    let mut codes = Vec::with_capacity(dims.len() * steps * latent);
+    for &d in dims {
+        for s in 0..steps {
+            let v = -3.0 + 6.0 * s as f32 / (steps - 1).max(1) as f32;
+            let mut z = z0.clone();
+            z[d] = v;
+            codes.extend(z);
+        }
+    }
+    let z = Tensor::<2>::from_data(burn::tensor::TensorData::new(codes, [dims.len() * steps, latent]), &device);
+    save_grid(model.decode(z), steps, 1, path)
+}

@@ -13,8 +13,11 @@ mod atomic;
 mod config;
 pub mod device;
 mod images;
+pub mod plots;
 mod renderer;
 pub mod run;
+mod schedule;
+pub mod sweep;
 mod trainable;
 
 pub use atomic::*;
@@ -22,6 +25,7 @@ pub use config::*;
 pub use images::*;
 pub use renderer::*;
 pub use run::{RunOptions, RunOutcome, train};
+pub use schedule::*;
 pub use trainable::*;
 
 pub use ae_data as data;

@@ -11,10 +11,11 @@
 //! | `model.bpk`             | final weights (burnpack)                                        |
 //! | `reconstructions.png`   | validation images (odd rows) over their reconstructions (even rows) |
 //! | `samples.png`           | 64 decodes of prior samples (models with a prior only)          |
+//! | `traversal.png`         | each active latent (rows, by KL) swept over [−3, 3] around the first validation image |
 //! | `train/`, `valid/`, `experiment.log` | burn-train's own logs                              |
 //!
 //! Results files are written atomically (temporary file + rename).
-use crate::{ExperimentConfig, PlainRenderer, Trainable, device, save_grid, write_atomic};
+use crate::{ExperimentConfig, PlainRenderer, Trainable, device, save_grid, save_traversal, write_atomic};
 use ae_core::Autoencoder;
 use ae_data::{ImageBatcher, ImageDataset};
 use ae_metrics::{
@@ -103,7 +104,8 @@ fn install_ctrl_c() {
     });
 }
 
-fn utc_stamp() -> String {
+/// The current UTC time as `YYYYmmdd-HHMMSS` (run and sweep ids).
+pub fn utc_stamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -307,17 +309,7 @@ fn first_valid_batch(
 }
 
 /// Trains `cfg` and writes a new run folder under `opts.out_dir`.
-pub fn train(mut cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
-    cfg.validate()?;
-    cfg.check_shapes()?;
-    let device_name = opts
-        .device
-        .clone()
-        .or(cfg.device.clone())
-        .unwrap_or_else(|| device::default_name().to_string());
-    let _ = device::parse(&device_name)?;
-    cfg.device = Some(device_name);
-    cfg.version = Some(env!("CARGO_PKG_VERSION").to_string());
+pub fn train(cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let base = opts.out_dir.join(&cfg.name);
     let id = opts
         .run_id
@@ -329,7 +321,30 @@ pub fn train(mut cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<Run
         dir = base.join(format!("{id}-{k}"));
         k += 1;
     }
-    execute(cfg, dir, None, opts)
+    train_in(cfg, &dir, opts)
+}
+
+/// Trains `cfg` into exactly `dir`, which must not hold a run yet. Sweeps use it: their run
+/// folders have fixed names so that an interrupted sweep finds them again.
+pub fn train_in(
+    mut cfg: ExperimentConfig,
+    dir: &Path,
+    opts: &RunOptions,
+) -> anyhow::Result<RunOutcome> {
+    cfg.validate()?;
+    cfg.check_shapes()?;
+    if dir.join("config.toml").exists() {
+        bail!("{} already holds a run; resume it instead", dir.display());
+    }
+    let device_name = opts
+        .device
+        .clone()
+        .or(cfg.device.clone())
+        .unwrap_or_else(|| device::default_name().to_string());
+    let _ = device::parse(&device_name)?;
+    cfg.device = Some(device_name);
+    cfg.version = Some(env!("CARGO_PKG_VERSION").to_string());
+    execute(cfg, dir.to_path_buf(), None, opts)
 }
 
 /// Continues the interrupted run in `dir` from its last checkpoint (its `config.toml` decides
@@ -386,9 +401,9 @@ fn execute(
     // Seed before anything random: weights, then shuffling and noise.
     device.seed(cfg.seed);
     let ad = device.clone().autodiff();
-    let model = Trainable {
-        model: cfg.model.init(shape, &ad),
-    };
+    let steps_per_epoch = train_ds.len().div_ceil(cfg.batch_size);
+    let steps_done = checkpoint.unwrap_or(0) * steps_per_epoch;
+    let model = Trainable::new(cfg.model.init(shape, &ad), cfg.kl_schedule, steps_done);
 
     let batcher = ImageBatcher::new(shape);
     let train_loader = DataLoaderBuilder::new(batcher.clone())
@@ -480,6 +495,18 @@ fn execute(
     }
 
     let valid = log.last(SplitKind::Valid).unwrap_or_default();
+    if cfg.model.has_prior() {
+        // Active dimensions, most informative first.
+        let mut dims: Vec<usize> = (0..valid.kl_per_dim.len())
+            .filter(|&j| valid.kl_per_dim[j] >= cfg.diagnostics.collapsed_dim_threshold)
+            .collect();
+        dims.sort_by(|&a, &b| valid.kl_per_dim[b].total_cmp(&valid.kl_per_dim[a]));
+        dims.truncate(10);
+        if !dims.is_empty() {
+            let image = first_valid_batch(&valid_ds, &cfg, 1, &device).images;
+            save_traversal(&model, image, &dims, 9, &dir.join("traversal.png"))?;
+        }
+    }
     let train_row = log
         .rows()
         .get(&(completed, SplitKind::Train))

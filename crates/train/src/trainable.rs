@@ -1,15 +1,30 @@
+use crate::KlSchedule;
 use ae_core::{Autoencoder, ImageBatch};
 use ae_metrics::AeItem;
 use ae_models::Model;
 use burn::prelude::*;
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Lets a [`Model`] plug into burn-train's `Learner` (the orphan rule forbids implementing
-/// burn-train's traits on the model directly).
+/// burn-train's traits on the model directly), and applies the KL schedule on training steps.
 #[derive(Module, Debug)]
 pub struct Trainable {
     /// The wrapped model.
     pub model: Model,
+    #[module(skip)]
+    schedule: KlSchedule,
+    /// Optimiser steps taken, shared by the clones the Learner makes of the module.
+    #[module(skip)]
+    step: Arc<AtomicUsize>,
+}
+
+impl Trainable {
+    /// Wraps `model`; `first_step` is the number of steps already taken (when resuming).
+    pub fn new(model: Model, schedule: KlSchedule, first_step: usize) -> Self {
+        Self { model, schedule, step: Arc::new(AtomicUsize::new(first_step)) }
+    }
 }
 
 impl TrainStep for Trainable {
@@ -17,7 +32,12 @@ impl TrainStep for Trainable {
     type Output = AeItem;
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<AeItem> {
-        let out = self.model.forward(batch);
+        let mut out = self.model.forward(batch);
+        let factor = self.schedule.factor(self.step.fetch_add(1, Ordering::Relaxed));
+        if factor != 1.0 {
+            out.beta *= factor;
+            out.loss = out.recon_loss.clone() + out.kl.clone() * out.beta;
+        }
         let grads = out.objective().backward();
         TrainOutput::new(self, grads, AeItem::Device(Box::new(out)))
     }

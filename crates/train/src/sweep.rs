@@ -1,0 +1,440 @@
+//! The β sweep: the rate–distortion study (`beta_sweep`).
+//!
+//! One run per (β, seed) through the same path as `train`, each in its own run folder
+//! `<sweep>/beta_<β>_seed<s>/`; then `results.csv`, `results.md`, plots and `report.md`.
+//! Finished runs are skipped on `--resume`; an unfinished one continues from its checkpoint.
+use crate::run::{RunOptions, last_checkpoint, resume, train_in};
+use crate::{ExperimentConfig, plots, write_atomic};
+use ae_models::ModelConfig;
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn one() -> usize {
+    1
+}
+
+/// A β sweep, as written in `assets/experiments/beta_sweep.toml` and saved as `sweep.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Sweep name: folders go to `<out>/<name>/<sweep-id>/`.
+    pub name: String,
+    /// β values, one model each (per seed).
+    pub betas: Vec<f64>,
+    /// Seeds per β: `base.seed`, `base.seed + 1`, ...
+    #[serde(default = "one")]
+    pub seeds: usize,
+    /// Runs trained at the same time on CPU (separate processes sharing the cores). GPU runs
+    /// go one after another.
+    #[serde(default = "one")]
+    pub jobs: usize,
+    /// Everything else of each run: model (a VAE), data, epochs, optimiser, KL schedule.
+    pub base: ExperimentConfig,
+}
+
+/// One (β, seed) of a sweep.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SweepPoint {
+    /// β of the run.
+    pub beta: f64,
+    /// Seed of the run.
+    pub seed: u64,
+}
+
+impl SweepPoint {
+    /// Folder name of the run.
+    pub fn dir_name(&self) -> String {
+        format!("beta_{}_seed{}", self.beta, self.seed)
+    }
+}
+
+impl SweepConfig {
+    /// Reads and validates a sweep file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read sweep config {}", path.display()))?;
+        let cfg: Self = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("malformed sweep config {}: {}", path.display(), one_line(&e.to_string()))
+        })?;
+        cfg.validate().with_context(|| format!("invalid sweep config {}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("sweep config serialises")
+    }
+
+    /// Checks every value before any training, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
+            bail!("name must be a non-empty folder name, got {:?}", self.name);
+        }
+        if self.betas.is_empty() {
+            bail!("betas must list at least one value");
+        }
+        for (i, b) in self.betas.iter().enumerate() {
+            if !(b.is_finite() && *b >= 0.0) {
+                bail!("betas[{i}] = {b}: every β must be a finite number ≥ 0");
+            }
+        }
+        if self.seeds == 0 {
+            bail!("seeds must be at least 1");
+        }
+        if self.jobs == 0 {
+            bail!("jobs must be at least 1");
+        }
+        if !matches!(self.base.model, ModelConfig::Vae(_)) {
+            bail!("base.model.family must be \"vae\" (a β sweep needs a KL term)");
+        }
+        self.base.validate().map_err(|e| anyhow::anyhow!("base.{e}"))?;
+        self.base.check_shapes().map_err(|e| anyhow::anyhow!("base.{e}"))?;
+        Ok(())
+    }
+
+    /// Every (β, seed), in β order then seed order.
+    pub fn points(&self) -> Vec<SweepPoint> {
+        self.betas
+            .iter()
+            .flat_map(|&beta| {
+                (0..self.seeds as u64).map(move |k| SweepPoint { beta, seed: self.base.seed + k })
+            })
+            .collect()
+    }
+
+    /// The experiment config of one point.
+    pub fn run_config(&self, p: SweepPoint) -> ExperimentConfig {
+        let mut cfg = self.base.clone();
+        cfg.name = format!("{}_{}", self.name, p.dir_name());
+        cfg.seed = p.seed;
+        if let ModelConfig::Vae(v) = &mut cfg.model {
+            v.beta = p.beta;
+        }
+        cfg
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect::<Vec<_>>().join(" ")
+}
+
+/// Trains (or resumes, or skips) one point of the sweep in `sweep_dir`.
+pub fn run_point(sweep: &SweepConfig, sweep_dir: &Path, p: SweepPoint, opts: &RunOptions) -> anyhow::Result<()> {
+    let dir = sweep_dir.join(p.dir_name());
+    if dir.join("summary.json").is_file() {
+        return Ok(());
+    }
+    let outcome = if dir.join("config.toml").is_file() {
+        resume(&dir, opts)?
+    } else {
+        train_in(sweep.run_config(p), &dir, opts)?
+    };
+    if outcome.interrupted {
+        bail!("run {} was interrupted", dir.display());
+    }
+    // The final weights are in model.bpk; checkpoints of finished runs only cost disk.
+    let _ = std::fs::remove_dir_all(dir.join("checkpoint"));
+    Ok(())
+}
+
+/// One row of `results.csv`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultRow {
+    /// β.
+    pub beta: f64,
+    /// Seed, or None for the mean over seeds.
+    pub seed: Option<u64>,
+    /// Rate: validation KL, nats per sample.
+    pub rate: f64,
+    /// Distortion: validation reconstruction NLL, nats per sample.
+    pub distortion: f64,
+    /// Active units.
+    pub active_units: f64,
+    /// Collapsed dimensions.
+    pub collapsed_dims: f64,
+    /// Collapse alarm (fraction of seeds for mean rows).
+    pub posterior_collapse: f64,
+    /// Validation KL per latent dimension.
+    pub kl_per_dim: Vec<f64>,
+}
+
+impl ResultRow {
+    /// ELBO = −(rate + distortion).
+    pub fn elbo(&self) -> f64 {
+        -(self.rate + self.distortion)
+    }
+}
+
+fn read_row(dir: &Path, p: SweepPoint) -> anyhow::Result<ResultRow> {
+    let path = dir.join("summary.json");
+    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("missing {}", path.display()))?)?;
+    let f = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
+    Ok(ResultRow {
+        beta: p.beta,
+        seed: Some(p.seed),
+        rate: f("kl"),
+        distortion: f("recon"),
+        active_units: f("active_units"),
+        collapsed_dims: f("collapsed_dims"),
+        posterior_collapse: if s["posterior_collapse"].as_bool() == Some(true) { 1.0 } else { 0.0 },
+        kl_per_dim: s["kl_per_dim"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default(),
+    })
+}
+
+/// Mean rows per β (only when there are several seeds).
+pub fn mean_rows(rows: &[ResultRow]) -> Vec<ResultRow> {
+    let mut betas: Vec<f64> = rows.iter().map(|r| r.beta).collect();
+    betas.dedup();
+    betas
+        .into_iter()
+        .map(|beta| {
+            let g: Vec<&ResultRow> = rows.iter().filter(|r| r.beta == beta).collect();
+            let n = g.len() as f64;
+            let m = |f: &dyn Fn(&ResultRow) -> f64| g.iter().map(|r| f(r)).sum::<f64>() / n;
+            let dims = g[0].kl_per_dim.len();
+            ResultRow {
+                beta,
+                seed: None,
+                rate: m(&|r| r.rate),
+                distortion: m(&|r| r.distortion),
+                active_units: m(&|r| r.active_units),
+                collapsed_dims: m(&|r| r.collapsed_dims),
+                posterior_collapse: m(&|r| r.posterior_collapse),
+                kl_per_dim: (0..dims).map(|j| m(&|r| r.kl_per_dim.get(j).copied().unwrap_or(0.0))).collect(),
+            }
+        })
+        .collect()
+}
+
+/// `results.csv`: a row per run, then mean rows (seed `mean`) when seeds > 1.
+pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
+    let dims = rows.first().map_or(0, |r| r.kl_per_dim.len());
+    let mut s = String::from("beta,seed,rate,distortion,elbo,active_units,collapsed_dims,posterior_collapse");
+    for j in 0..dims {
+        s.push_str(&format!(",kl_dim_{j}"));
+    }
+    s.push('\n');
+    for r in rows.iter().chain(means) {
+        let seed = r.seed.map_or("mean".to_string(), |s| s.to_string());
+        s.push_str(&format!(
+            "{},{seed},{},{},{},{},{},{}",
+            r.beta, r.rate, r.distortion, r.elbo(), r.active_units, r.collapsed_dims, r.posterior_collapse
+        ));
+        for k in &r.kl_per_dim {
+            s.push_str(&format!(",{k}"));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn results_md(rows: &[ResultRow], means: &[ResultRow]) -> String {
+    let mut s = String::from(
+        "| β | seed | rate (KL, nats) | distortion (recon, nats) | ELBO | active units | collapsed dims | collapse alarm |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows.iter().chain(means) {
+        let seed = r.seed.map_or("mean".to_string(), |s| s.to_string());
+        s.push_str(&format!(
+            "| {} | {seed} | {:.3} | {:.3} | {:.3} | {} | {} | {} |\n",
+            r.beta,
+            r.rate,
+            r.distortion,
+            r.elbo(),
+            r.active_units,
+            r.collapsed_dims,
+            if r.seed.is_some() { (if r.posterior_collapse > 0.5 { "**fired**" } else { "no" }).to_string() } else { format!("{:.0}% of seeds", 100.0 * r.posterior_collapse) }
+        ));
+    }
+    s
+}
+
+/// Index of the knee of a convex decreasing curve (Kneedle: the point farthest below the chord
+/// between the end points, after normalising both axes to [0, 1]). Points must be sorted by x.
+pub fn knee(points: &[(f64, f64)]) -> Option<usize> {
+    if points.len() < 3 {
+        return None;
+    }
+    let (x0, x1) = (points[0].0, points[points.len() - 1].0);
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let (ymin, ymax) = ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| (a.min(y), b.max(y)));
+    if x1 == x0 || ymax == ymin {
+        return None;
+    }
+    let norm = |p: &(f64, f64)| ((p.0 - x0) / (x1 - x0), (p.1 - ymin) / (ymax - ymin));
+    let (a, b) = (norm(&points[0]), norm(&points[points.len() - 1]));
+    let (mut best, mut best_d) = (None, 0.0);
+    for (i, p) in points.iter().enumerate().skip(1).take(points.len() - 2) {
+        let (x, y) = norm(p);
+        let chord = a.1 + (b.1 - a.1) * (x - a.0) / (b.0 - a.0);
+        let d = chord - y;
+        if d > best_d {
+            best_d = d;
+            best = Some(i);
+        }
+    }
+    best
+}
+
+fn report_md(sweep: &SweepConfig, rows: &[ResultRow], per_beta: &[ResultRow], wall: f64) -> String {
+    let latent = sweep.base.model.latent_dim();
+    let mut s = format!(
+        "# {}: rate–distortion study\n\n{} runs ({} β × {} seed(s)), {} on {}, {} epochs each; wall time {:.0} s.\n\
+         Rate = validation KL, distortion = validation reconstruction NLL, both in nats per sample.\n\n",
+        sweep.name,
+        rows.len(),
+        sweep.betas.len(),
+        sweep.seeds,
+        sweep.base.model.family(),
+        sweep.base.data.name(),
+        sweep.base.epochs,
+        wall
+    );
+    s.push_str(&results_md(rows, if sweep.seeds > 1 { per_beta } else { &[] }));
+    s.push_str("\n## Reading\n\n");
+    // Physics: rate down, distortion up as β grows.
+    let mut sorted = per_beta.to_vec();
+    sorted.sort_by(|a, b| a.beta.total_cmp(&b.beta));
+    if let (Some(lo), Some(hi)) = (sorted.first(), sorted.last())
+        && sorted.len() > 1
+    {
+        s.push_str(&format!(
+            "- From β = {} to β = {} the rate goes {:.2} → {:.2} nats and the distortion {:.2} → {:.2} nats{}.\n",
+            lo.beta,
+            hi.beta,
+            lo.rate,
+            hi.rate,
+            lo.distortion,
+            hi.distortion,
+            if hi.rate < lo.rate && hi.distortion > lo.distortion { " (rate falls, distortion rises, as theory says)" } else { " (**not** the expected trade-off: check training length)" }
+        ));
+        let inversions: Vec<String> = sorted
+            .windows(2)
+            .filter(|w| w[1].rate > w[0].rate)
+            .map(|w| format!("β {}→{}", w[0].beta, w[1].beta))
+            .collect();
+        if !inversions.is_empty() {
+            s.push_str(&format!("- The rate rises between neighbouring β at {} (seed noise).\n", inversions.join(", ")));
+        }
+    }
+    let collapsing: Vec<String> = sorted
+        .iter()
+        .filter(|r| r.collapsed_dims > 0.0)
+        .map(|r| format!("β = {} ({} of {latent})", r.beta, r.collapsed_dims))
+        .collect();
+    s.push_str(&if collapsing.is_empty() {
+        "- No β switched off a latent dimension (every KL_j ≥ 0.01 nats).\n".to_string()
+    } else {
+        format!("- Collapsed dimensions (mean KL_j < 0.01 nats): {}.\n", collapsing.join(", "))
+    });
+    let au: Vec<String> = sorted.iter().map(|r| format!("{}", r.active_units)).collect();
+    s.push_str(&format!("- Active units by increasing β: {}.\n", au.join(", ")));
+    let fired: Vec<String> = rows.iter().filter(|r| r.posterior_collapse > 0.5).map(|r| format!("β = {} (seed {})", r.beta, r.seed.unwrap_or(0))).collect();
+    s.push_str(&if fired.is_empty() {
+        "- The posterior-collapse alarm fired for no run.\n".to_string()
+    } else {
+        format!("- **The posterior-collapse alarm fired** for {}: the decoder ignores z there.\n", fired.join(", "))
+    });
+    let mut by_rate: Vec<&ResultRow> = sorted.iter().collect();
+    by_rate.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    let pts: Vec<(f64, f64)> = by_rate.iter().map(|r| (r.rate, r.distortion)).collect();
+    match knee(&pts) {
+        Some(i) => s.push_str(&format!(
+            "- Knee of the R–D curve (Kneedle): β = {} at rate {:.2}, distortion {:.2} nats — beyond it extra rate buys little distortion.\n",
+            by_rate[i].beta, by_rate[i].rate, by_rate[i].distortion
+        )),
+        None => s.push_str("- The R–D curve has too few distinct points for a knee.\n"),
+    }
+    s.push_str("\n## Figures\n\n- `rd_curve.png`: distortion vs rate, one point per β, with the β = 1 ELBO iso-line.\n\
+                - `active_units.png`: active units vs β.\n- `kl_heatmap.png`: per-dimension KL (dimensions sorted by KL) vs β.\n\
+                - `traversal_beta_<β>.png`: each active latent swept over [−3, 3] around one image.\n");
+    s
+}
+
+/// What a finished sweep wrote.
+#[derive(Clone, Debug)]
+pub struct SweepOutcome {
+    /// The sweep folder.
+    pub dir: PathBuf,
+    /// Per-run results.
+    pub rows: Vec<ResultRow>,
+}
+
+/// Runs every point of the sweep (skipping finished ones), in order, calling `run` for each
+/// point that still needs training, then writes the results. `run` trains in-process or spawns
+/// a worker process.
+pub fn run_sweep(
+    sweep: &SweepConfig,
+    dir: &Path,
+    run: &dyn Fn(&[SweepPoint]) -> anyhow::Result<()>,
+) -> anyhow::Result<SweepOutcome> {
+    sweep.validate()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    write_atomic(&dir.join("sweep.toml"), sweep.to_toml().as_bytes())?;
+    let started = Instant::now();
+    let points = sweep.points();
+    let todo: Vec<SweepPoint> = points.iter().copied().filter(|p| !dir.join(p.dir_name()).join("summary.json").is_file()).collect();
+    let done = points.len() - todo.len();
+    if done > 0 {
+        println!("{done} of {} runs already finished; skipping them", points.len());
+    }
+    for p in &todo {
+        let d = dir.join(p.dir_name());
+        if let Some(n) = last_checkpoint(&d) {
+            println!("β = {} seed {}: resuming from epoch {n}", p.beta, p.seed);
+        }
+    }
+    run(&todo)?;
+    let rows = points.iter().map(|&p| read_row(&dir.join(p.dir_name()), p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let per_beta = mean_rows(&rows);
+    let means: &[ResultRow] = if sweep.seeds > 1 { &per_beta } else { &[] };
+    write_atomic(&dir.join("results.csv"), results_csv(&rows, means).as_bytes())?;
+    write_atomic(&dir.join("results.md"), results_md(&rows, means).as_bytes())?;
+    plots::rd_curve(&per_beta, &dir.join("rd_curve.png"))?;
+    plots::active_units(&per_beta, sweep.base.model.latent_dim(), &dir.join("active_units.png"))?;
+    plots::kl_heatmap(&per_beta, &dir.join("kl_heatmap.png"))?;
+    for &beta in &sweep.betas {
+        let src = dir.join(SweepPoint { beta, seed: sweep.base.seed }.dir_name()).join("traversal.png");
+        if src.is_file() {
+            let bytes = std::fs::read(&src)?;
+            write_atomic(&dir.join(format!("traversal_beta_{beta}.png")), &bytes)?;
+        }
+    }
+    write_atomic(&dir.join("report.md"), report_md(sweep, &rows, &per_beta, started.elapsed().as_secs_f64()).as_bytes())?;
+    Ok(SweepOutcome { dir: dir.to_path_buf(), rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knee_finds_the_elbow_of_a_convex_curve() {
+        let pts = [(0.0, 100.0), (1.0, 40.0), (2.0, 25.0), (4.0, 20.0), (8.0, 18.0)];
+        assert_eq!(knee(&pts), Some(1));
+        assert_eq!(knee(&pts[..2]), None);
+    }
+
+    #[test]
+    fn bad_sweeps_are_refused_naming_the_key() {
+        let mut s = SweepConfig { name: "s".into(), betas: vec![1.0], seeds: 1, jobs: 1, base: ExperimentConfig::beta_vae_dsprites(1.0) };
+        assert!(s.validate().is_ok());
+        s.betas = vec![];
+        assert!(s.validate().unwrap_err().to_string().contains("betas"));
+        s.betas = vec![1.0, -0.5];
+        assert!(s.validate().unwrap_err().to_string().contains("betas[1]"));
+        s.betas = vec![1.0];
+        s.base.epochs = 0;
+        assert!(s.validate().unwrap_err().to_string().contains("base.epochs"));
+    }
+
+    #[test]
+    fn points_cover_betas_and_seeds() {
+        let s = SweepConfig { name: "s".into(), betas: vec![0.5, 4.0], seeds: 2, jobs: 1, base: ExperimentConfig::beta_vae_dsprites(1.0) };
+        let p = s.points();
+        assert_eq!(p.len(), 4);
+        assert_eq!(p[3], SweepPoint { beta: 4.0, seed: 2 });
+        assert_eq!(p[3].dir_name(), "beta_4_seed2");
+    }
+}

@@ -1,0 +1,225 @@
+//! `beta_sweep`: the rate–distortion study. One β-VAE per (β, seed), then results, plots and a
+//! report in `<out>/<name>/<sweep-id>/`.
+//!
+//! ```text
+//! cargo run --release -p experiments --bin beta_sweep                    # the default study
+//! cargo run --release -p experiments --bin beta_sweep -- --betas 0.5,1,4 --epochs 2
+//! cargo run --release -p experiments --bin beta_sweep -- --resume runs/beta_sweep/<sweep-id>
+//! ```
+use ae_train::run::{Display, RunOptions};
+use ae_train::sweep::{SweepConfig, SweepPoint, run_point, run_sweep};
+use ae_train::{data::DataConfig, device};
+use anyhow::{Context, bail};
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DEFAULT_SWEEP: &str = include_str!("../../../assets/experiments/beta_sweep.toml");
+
+/// β-VAE rate–distortion sweep with results table, plots and report.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Sweep config (TOML). Default: assets/experiments/beta_sweep.toml (built in).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Comma-separated β values, e.g. 0.5,1,4.
+    #[arg(long, value_delimiter = ',')]
+    betas: Option<Vec<f64>>,
+    /// Epochs per run.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training images per run (seeded subset).
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Dataset: dsprites or mnist.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// MNIST directory (for --dataset mnist).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Backend: flex, ndarray, wgpu[:N], cuda[:N].
+    #[arg(long)]
+    device: Option<String>,
+    /// Root of the output folders.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Seeds per β.
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// Runs in parallel on CPU (separate processes).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Continue the sweep in this folder: finished runs are skipped, an unfinished one resumes
+    /// from its checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Plain log lines even in a terminal.
+    #[arg(long)]
+    plain: bool,
+    /// Internal: train one point of the sweep in this folder (used for --jobs > 1).
+    #[arg(long, hide = true, requires_all = ["beta", "seed"])]
+    worker: Option<PathBuf>,
+    /// Internal: β of the worker's point.
+    #[arg(long, hide = true)]
+    beta: Option<f64>,
+    /// Internal: seed of the worker's point.
+    #[arg(long, hide = true)]
+    seed: Option<u64>,
+}
+
+fn load_sweep(args: &Args) -> anyhow::Result<(SweepConfig, PathBuf)> {
+    if let Some(dir) = &args.resume {
+        let path = dir.join("sweep.toml");
+        if !path.is_file() {
+            bail!("{} is not a sweep folder (no sweep.toml)", dir.display());
+        }
+        let cfg = SweepConfig::load(&path)?;
+        return Ok((cfg, dir.clone()));
+    }
+    let mut cfg: SweepConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read sweep config {}", path.display()))?;
+            toml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("malformed sweep config {}: {}", path.display(), e.message())
+            })?
+        }
+        None => toml::from_str(DEFAULT_SWEEP).expect("built-in sweep config parses"),
+    };
+    if let Some(b) = &args.betas {
+        cfg.betas = b.clone();
+    }
+    if let Some(e) = args.epochs {
+        cfg.base.epochs = e;
+    }
+    if let Some(s) = args.seeds {
+        cfg.seeds = s;
+    }
+    if let Some(j) = args.jobs {
+        cfg.jobs = j;
+    }
+    match args.dataset.as_deref() {
+        None => {}
+        Some("dsprites") if cfg.base.data.name() == "dsprites" => {}
+        Some("dsprites") => cfg.base.data = DataConfig::dsprites(None),
+        Some("mnist") if cfg.base.data.name() == "mnist" => {}
+        Some("mnist") => cfg.base.data = DataConfig::mnist(None),
+        Some(other) => bail!("--dataset {other}: use dsprites or mnist"),
+    }
+    if args.train_limit.is_some() {
+        cfg.base.data.set_train_limit(args.train_limit);
+    }
+    if let Some(d) = &args.data_dir {
+        cfg.base.data.set_data_dir(d.clone());
+    }
+    if let Some(d) = &args.device {
+        device::parse(d)?;
+        cfg.base.device = Some(d.clone());
+    }
+    cfg.base.device.get_or_insert_with(|| device::default_name().to_string());
+    cfg.validate().context("invalid sweep")?;
+    let stamp = ae_train::run::utc_stamp();
+    let mut dir = args.out.join(&cfg.name).join(&stamp);
+    let mut k = 2;
+    while dir.exists() {
+        dir = args.out.join(&cfg.name).join(format!("{stamp}-{k}"));
+        k += 1;
+    }
+    Ok((cfg, dir))
+}
+
+fn sequential(cfg: &SweepConfig, dir: &Path, opts: &RunOptions, todo: &[SweepPoint]) -> anyhow::Result<()> {
+    for (i, p) in todo.iter().enumerate() {
+        println!("== [{}/{}] β = {} seed {} ==", i + 1, todo.len(), p.beta, p.seed);
+        run_point(cfg, dir, *p, opts).with_context(|| {
+            format!("β = {} seed {} did not finish; continue with: beta_sweep --resume {}", p.beta, p.seed, dir.display())
+        })?;
+    }
+    Ok(())
+}
+
+fn parallel(cfg: &SweepConfig, dir: &Path, todo: &[SweepPoint]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / cfg.jobs).max(1);
+    println!("{} runs, {} at a time, {threads} thread(s) each; logs in {}/<run>.log", todo.len(), cfg.jobs, dir.display());
+    let started = Instant::now();
+    let mut queue = todo.iter().copied();
+    let mut running: Vec<(SweepPoint, Child, Instant)> = Vec::new();
+    let (mut done, mut failed) = (0, Vec::new());
+    loop {
+        while running.len() < cfg.jobs {
+            let Some(p) = queue.next() else { break };
+            let log = std::fs::File::create(dir.join(format!("{}.log", p.dir_name())))?;
+            let child = Command::new(&exe)
+                .arg("--worker")
+                .arg(dir)
+                .args(["--beta", &p.beta.to_string(), "--seed", &p.seed.to_string()])
+                .env("RAYON_NUM_THREADS", threads.to_string())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?;
+            running.push((p, child, Instant::now()));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let mut i = 0;
+        while i < running.len() {
+            if let Some(status) = running[i].1.try_wait()? {
+                let (p, _, t) = running.remove(i);
+                done += 1;
+                let verdict = if status.success() { "done".to_string() } else { failed.push(p); format!("FAILED ({status})") };
+                println!(
+                    "[{done}/{}] β = {} seed {} {verdict} in {:.0}s (sweep {:.0}s)",
+                    todo.len(), p.beta, p.seed, t.elapsed().as_secs_f64(), started.elapsed().as_secs_f64()
+                );
+            } else {
+                i += 1;
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let names: Vec<String> = failed.iter().map(|p| format!("{}.log", p.dir_name())).collect();
+        bail!("{} run(s) failed (see {}); continue with: beta_sweep --resume {}", failed.len(), names.join(", "), dir.display());
+    }
+    Ok(())
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let display = if args.plain { Display::Plain } else { Display::Auto };
+    if let Some(dir) = &args.worker {
+        let cfg = SweepConfig::load(&dir.join("sweep.toml"))?;
+        let p = SweepPoint { beta: args.beta.expect("clap requires it"), seed: args.seed.expect("clap requires it") };
+        let opts = RunOptions { out_dir: dir.clone(), device: None, run_id: None, display: Display::Plain };
+        return run_point(&cfg, dir, p, &opts);
+    }
+    let (cfg, dir) = load_sweep(&args)?;
+    let opts = RunOptions { out_dir: dir.clone(), device: args.device.clone(), run_id: None, display };
+    println!("sweep folder: {}", dir.display());
+    let started = Instant::now();
+    let cpu = cfg.base.device.as_deref().is_some_and(|d| d == "flex" || d == "ndarray");
+    let outcome = run_sweep(&cfg, &dir, &|todo| {
+        if cfg.jobs > 1 && cpu && todo.len() > 1 {
+            parallel(&cfg, &dir, todo)
+        } else {
+            sequential(&cfg, &dir, &opts, todo)
+        }
+    })?;
+    println!("\n{}", std::fs::read_to_string(outcome.dir.join("results.md"))?);
+    println!("sweep finished in {:.0} s: {}", started.elapsed().as_secs_f64(), outcome.dir.display());
+    println!("read {}/report.md and rd_curve.png", outcome.dir.display());
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
