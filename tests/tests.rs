@@ -9,3 +9,5 @@ mod configs;
 mod mnist;
 // End-to-end runs through burn-train's Learner: run folder, reproducibility, resume, collapse.
 mod runs;
+// The β sweep: physics of the study, reproducibility, resume, config errors.
+mod sweeps;

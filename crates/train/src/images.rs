@@ -51,7 +51,12 @@ pub fn save_traversal<M: ae_core::Autoencoder>(
     path: &Path,
 ) -> anyhow::Result<()> {
     let device = image.device();
-    let z0: Vec<f32> = model.encode(image).into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let z0: Vec<f32> = model
+        .encode(image)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let latent = z0.len();
     let mut codes = Vec::with_capacity(dims.len() * steps * latent);
     for &d in dims {
@@ -62,6 +67,9 @@ pub fn save_traversal<M: ae_core::Autoencoder>(
             codes.extend(z);
         }
     }
-    let z = Tensor::<2>::from_data(burn::tensor::TensorData::new(codes, [dims.len() * steps, latent]), &device);
+    let z = Tensor::<2>::from_data(
+        burn::tensor::TensorData::new(codes, [dims.len() * steps, latent]),
+        &device,
+    );
     save_grid(model.decode(z), steps, 1, path)
 }

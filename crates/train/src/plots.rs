@@ -22,7 +22,10 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 }
 
 /// Draws into an RGB buffer with `draw`, then writes the PNG atomically.
-fn render(path: &Path, draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> anyhow::Result<()>) -> anyhow::Result<()> {
+fn render(
+    path: &Path,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     register_font();
     let mut rgb = vec![255u8; (W * H * 3) as usize];
     {
@@ -43,7 +46,9 @@ fn render(path: &Path, draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::c
 }
 
 fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -77,24 +82,41 @@ pub fn rd_curve(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
         if let Some(one) = rows.iter().find(|r| r.beta == 1.0) {
             let c = one.rate + one.distortion;
             chart
-                .draw_series(LineSeries::new([(x0, c - x0), (x1, c - x1)], ShapeStyle::from(&RED.mix(0.6)).stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    [(x0, c - x0), (x1, c - x1)],
+                    ShapeStyle::from(&RED.mix(0.6)).stroke_width(2),
+                ))
                 .map_err(err)?
                 .label(format!("β = 1 ELBO iso-line (D + R = {c:.1})"))
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
         }
         chart
-            .draw_series(LineSeries::new(rows.iter().map(|r| (r.rate, r.distortion)), BLUE.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                rows.iter().map(|r| (r.rate, r.distortion)),
+                BLUE.stroke_width(2),
+            ))
             .map_err(err)?
             .label("β-VAE, one point per β")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-        chart.draw_series(rows.iter().map(|r| Circle::new((r.rate, r.distortion), 6, BLUE.filled()))).map_err(err)?;
+        chart
+            .draw_series(
+                rows.iter()
+                    .map(|r| Circle::new((r.rate, r.distortion), 6, BLUE.filled())),
+            )
+            .map_err(err)?;
         chart
             .draw_series(rows.iter().map(|r| {
-                Text::new(format!("β={}", r.beta), (r.rate, r.distortion), (FONT, 16).into_font().color(&BLACK))
+                EmptyElement::at((r.rate, r.distortion))
+                    + Text::new(
+                        format!("β={}", r.beta),
+                        (8, -20),
+                        (FONT, 16).into_font().color(&BLACK),
+                    )
             }))
             .map_err(err)?;
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font((FONT, 15))
@@ -105,8 +127,16 @@ pub fn rd_curve(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
 }
 
 fn beta_axis(rows: &[ResultRow]) -> (f64, f64) {
-    let lo = rows.iter().map(|r| r.beta).fold(f64::INFINITY, f64::min).max(1e-3);
-    let hi = rows.iter().map(|r| r.beta).fold(0.0, f64::max).max(lo * 2.0);
+    let lo = rows
+        .iter()
+        .map(|r| r.beta)
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-3);
+    let hi = rows
+        .iter()
+        .map(|r| r.beta)
+        .fold(0.0, f64::max)
+        .max(lo * 2.0);
     (lo / 1.5, hi * 1.5)
 }
 
@@ -129,9 +159,17 @@ pub fn active_units(rows: &[ResultRow], latent: usize, path: &Path) -> anyhow::R
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
-        let pts: Vec<(f64, f64)> = rows.iter().filter(|r| r.beta > 0.0).map(|r| (r.beta, r.active_units)).collect();
-        chart.draw_series(LineSeries::new(pts.clone(), GREEN.stroke_width(2))).map_err(err)?;
-        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 6, GREEN.filled()))).map_err(err)?;
+        let pts: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r.beta > 0.0)
+            .map(|r| (r.beta, r.active_units))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), GREEN.stroke_width(2)))
+            .map_err(err)?;
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 6, GREEN.filled())))
+            .map_err(err)?;
         Ok(())
     })
 }
@@ -149,7 +187,10 @@ pub fn kl_heatmap(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
     rows.sort_by(|a, b| a.beta.total_cmp(&b.beta));
     let n = rows.len();
     let dims = rows.iter().map(|r| r.kl_per_dim.len()).max().unwrap_or(0);
-    let max = rows.iter().flat_map(|r| r.kl_per_dim.iter().copied()).fold(1e-9, f64::max);
+    let max = rows
+        .iter()
+        .flat_map(|r| r.kl_per_dim.iter().copied())
+        .fold(1e-9, f64::max);
     let betas: Vec<f64> = rows.iter().map(|r| r.beta).collect();
     render(path, |root| {
         let mut chart = ChartBuilder::on(root)
@@ -166,7 +207,11 @@ pub fn kl_heatmap(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
             .y_labels(dims.min(20))
             .x_label_formatter(&|x| {
                 let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < betas.len() { format!("{}", betas[i as usize]) } else { String::new() }
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < betas.len() {
+                    format!("{}", betas[i as usize])
+                } else {
+                    String::new()
+                }
             })
             .y_label_formatter(&|y| format!("#{}", y.round() as i64 + 1))
             .x_desc("β")
@@ -181,11 +226,22 @@ pub fn kl_heatmap(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
             for (j, &v) in kl.iter().enumerate() {
                 let (x, y) = (i as f64, j as f64);
                 chart
-                    .draw_series([Rectangle::new([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)], heat(v / max).filled())])
+                    .draw_series([Rectangle::new(
+                        [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
+                        heat(v / max).filled(),
+                    )])
                     .map_err(err)?;
-                let colour = if (v / max).sqrt() > 0.55 { WHITE } else { BLACK };
+                let colour = if (v / max).sqrt() > 0.55 {
+                    WHITE
+                } else {
+                    BLACK
+                };
                 chart
-                    .draw_series([Text::new(format!("{v:.2}"), (x - 0.3, y + 0.15), (FONT, 12).into_font().color(&colour))])
+                    .draw_series([Text::new(
+                        format!("{v:.2}"),
+                        (x - 0.3, y + 0.15),
+                        (FONT, 12).into_font().color(&colour),
+                    )])
                     .map_err(err)?;
             }
         }

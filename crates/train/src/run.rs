@@ -15,7 +15,9 @@
 //! | `train/`, `valid/`, `experiment.log` | burn-train's own logs                              |
 //!
 //! Results files are written atomically (temporary file + rename).
-use crate::{ExperimentConfig, PlainRenderer, Trainable, device, save_grid, save_traversal, write_atomic};
+use crate::{
+    ExperimentConfig, PlainRenderer, Trainable, device, save_grid, save_traversal, write_atomic,
+};
 use ae_core::Autoencoder;
 use ae_data::{ImageBatcher, ImageDataset};
 use ae_metrics::{

@@ -25,7 +25,9 @@ impl KlSchedule {
     pub fn factor(&self, step: usize) -> f64 {
         match *self {
             KlSchedule::Constant => 1.0,
-            KlSchedule::Linear { warmup_steps } => (step as f64 / warmup_steps.max(1) as f64).min(1.0),
+            KlSchedule::Linear { warmup_steps } => {
+                (step as f64 / warmup_steps.max(1) as f64).min(1.0)
+            }
             KlSchedule::Sigmoid { warmup_steps } => {
                 if step >= warmup_steps {
                     1.0

@@ -55,11 +55,20 @@ impl SweepConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read sweep config {}", path.display()))?;
-        let cfg: Self = toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("malformed sweep config {}: {}", path.display(), one_line(&e.to_string()))
-        })?;
-        cfg.validate().with_context(|| format!("invalid sweep config {}", path.display()))?;
+        let cfg = Self::from_toml(&text, &path.display().to_string())?;
+        cfg.validate()
+            .with_context(|| format!("invalid sweep config {}", path.display()))?;
         Ok(cfg)
+    }
+
+    /// Parses TOML (without validating), with a one-line error naming `origin` and the key.
+    pub fn from_toml(text: &str, origin: &str) -> anyhow::Result<Self> {
+        toml::from_str(text).map_err(|e| {
+            anyhow::anyhow!(
+                "malformed sweep config {origin}: {}",
+                one_line(&e.to_string())
+            )
+        })
     }
 
     /// The config as TOML.
@@ -89,8 +98,12 @@ impl SweepConfig {
         if !matches!(self.base.model, ModelConfig::Vae(_)) {
             bail!("base.model.family must be \"vae\" (a β sweep needs a KL term)");
         }
-        self.base.validate().map_err(|e| anyhow::anyhow!("base.{e}"))?;
-        self.base.check_shapes().map_err(|e| anyhow::anyhow!("base.{e}"))?;
+        self.base
+            .validate()
+            .map_err(|e| anyhow::anyhow!("base.{e}"))?;
+        self.base
+            .check_shapes()
+            .map_err(|e| anyhow::anyhow!("base.{e}"))?;
         Ok(())
     }
 
@@ -99,7 +112,10 @@ impl SweepConfig {
         self.betas
             .iter()
             .flat_map(|&beta| {
-                (0..self.seeds as u64).map(move |k| SweepPoint { beta, seed: self.base.seed + k })
+                (0..self.seeds as u64).map(move |k| SweepPoint {
+                    beta,
+                    seed: self.base.seed + k,
+                })
             })
             .collect()
     }
@@ -117,11 +133,20 @@ impl SweepConfig {
 }
 
 fn one_line(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect::<Vec<_>>().join(" ")
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Trains (or resumes, or skips) one point of the sweep in `sweep_dir`.
-pub fn run_point(sweep: &SweepConfig, sweep_dir: &Path, p: SweepPoint, opts: &RunOptions) -> anyhow::Result<()> {
+pub fn run_point(
+    sweep: &SweepConfig,
+    sweep_dir: &Path,
+    p: SweepPoint,
+    opts: &RunOptions,
+) -> anyhow::Result<()> {
     let dir = sweep_dir.join(p.dir_name());
     if dir.join("summary.json").is_file() {
         return Ok(());
@@ -169,7 +194,9 @@ impl ResultRow {
 
 fn read_row(dir: &Path, p: SweepPoint) -> anyhow::Result<ResultRow> {
     let path = dir.join("summary.json");
-    let s: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("missing {}", path.display()))?)?;
+    let s: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("missing {}", path.display()))?,
+    )?;
     let f = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
     Ok(ResultRow {
         beta: p.beta,
@@ -178,8 +205,15 @@ fn read_row(dir: &Path, p: SweepPoint) -> anyhow::Result<ResultRow> {
         distortion: f("recon"),
         active_units: f("active_units"),
         collapsed_dims: f("collapsed_dims"),
-        posterior_collapse: if s["posterior_collapse"].as_bool() == Some(true) { 1.0 } else { 0.0 },
-        kl_per_dim: s["kl_per_dim"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default(),
+        posterior_collapse: if s["posterior_collapse"].as_bool() == Some(true) {
+            1.0
+        } else {
+            0.0
+        },
+        kl_per_dim: s["kl_per_dim"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -202,7 +236,9 @@ pub fn mean_rows(rows: &[ResultRow]) -> Vec<ResultRow> {
                 active_units: m(&|r| r.active_units),
                 collapsed_dims: m(&|r| r.collapsed_dims),
                 posterior_collapse: m(&|r| r.posterior_collapse),
-                kl_per_dim: (0..dims).map(|j| m(&|r| r.kl_per_dim.get(j).copied().unwrap_or(0.0))).collect(),
+                kl_per_dim: (0..dims)
+                    .map(|j| m(&|r| r.kl_per_dim.get(j).copied().unwrap_or(0.0)))
+                    .collect(),
             }
         })
         .collect()
@@ -211,7 +247,9 @@ pub fn mean_rows(rows: &[ResultRow]) -> Vec<ResultRow> {
 /// `results.csv`: a row per run, then mean rows (seed `mean`) when seeds > 1.
 pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
     let dims = rows.first().map_or(0, |r| r.kl_per_dim.len());
-    let mut s = String::from("beta,seed,rate,distortion,elbo,active_units,collapsed_dims,posterior_collapse");
+    let mut s = String::from(
+        "beta,seed,rate,distortion,elbo,active_units,collapsed_dims,posterior_collapse",
+    );
     for j in 0..dims {
         s.push_str(&format!(",kl_dim_{j}"));
     }
@@ -220,7 +258,13 @@ pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
         let seed = r.seed.map_or("mean".to_string(), |s| s.to_string());
         s.push_str(&format!(
             "{},{seed},{},{},{},{},{},{}",
-            r.beta, r.rate, r.distortion, r.elbo(), r.active_units, r.collapsed_dims, r.posterior_collapse
+            r.beta,
+            r.rate,
+            r.distortion,
+            r.elbo(),
+            r.active_units,
+            r.collapsed_dims,
+            r.posterior_collapse
         ));
         for k in &r.kl_per_dim {
             s.push_str(&format!(",{k}"));
@@ -244,7 +288,16 @@ fn results_md(rows: &[ResultRow], means: &[ResultRow]) -> String {
             r.elbo(),
             r.active_units,
             r.collapsed_dims,
-            if r.seed.is_some() { (if r.posterior_collapse > 0.5 { "**fired**" } else { "no" }).to_string() } else { format!("{:.0}% of seeds", 100.0 * r.posterior_collapse) }
+            if r.seed.is_some() {
+                (if r.posterior_collapse > 0.5 {
+                    "**fired**"
+                } else {
+                    "no"
+                })
+                .to_string()
+            } else {
+                format!("{:.0}% of seeds", 100.0 * r.posterior_collapse)
+            }
         ));
     }
     s
@@ -258,7 +311,11 @@ pub fn knee(points: &[(f64, f64)]) -> Option<usize> {
     }
     let (x0, x1) = (points[0].0, points[points.len() - 1].0);
     let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
-    let (ymin, ymax) = ys.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| (a.min(y), b.max(y)));
+    let (ymin, ymax) = ys
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &y| {
+            (a.min(y), b.max(y))
+        });
     if x1 == x0 || ymax == ymin {
         return None;
     }
@@ -291,7 +348,10 @@ fn report_md(sweep: &SweepConfig, rows: &[ResultRow], per_beta: &[ResultRow], wa
         sweep.base.epochs,
         wall
     );
-    s.push_str(&results_md(rows, if sweep.seeds > 1 { per_beta } else { &[] }));
+    s.push_str(&results_md(
+        rows,
+        if sweep.seeds > 1 { per_beta } else { &[] },
+    ));
     s.push_str("\n## Reading\n\n");
     // Physics: rate down, distortion up as β grows.
     let mut sorted = per_beta.to_vec();
@@ -315,7 +375,10 @@ fn report_md(sweep: &SweepConfig, rows: &[ResultRow], per_beta: &[ResultRow], wa
             .map(|w| format!("β {}→{}", w[0].beta, w[1].beta))
             .collect();
         if !inversions.is_empty() {
-            s.push_str(&format!("- The rate rises between neighbouring β at {} (seed noise).\n", inversions.join(", ")));
+            s.push_str(&format!(
+                "- The rate rises between neighbouring β at {} (seed noise).\n",
+                inversions.join(", ")
+            ));
         }
     }
     let collapsing: Vec<String> = sorted
@@ -326,15 +389,31 @@ fn report_md(sweep: &SweepConfig, rows: &[ResultRow], per_beta: &[ResultRow], wa
     s.push_str(&if collapsing.is_empty() {
         "- No β switched off a latent dimension (every KL_j ≥ 0.01 nats).\n".to_string()
     } else {
-        format!("- Collapsed dimensions (mean KL_j < 0.01 nats): {}.\n", collapsing.join(", "))
+        format!(
+            "- Collapsed dimensions (mean KL_j < 0.01 nats): {}.\n",
+            collapsing.join(", ")
+        )
     });
-    let au: Vec<String> = sorted.iter().map(|r| format!("{}", r.active_units)).collect();
-    s.push_str(&format!("- Active units by increasing β: {}.\n", au.join(", ")));
-    let fired: Vec<String> = rows.iter().filter(|r| r.posterior_collapse > 0.5).map(|r| format!("β = {} (seed {})", r.beta, r.seed.unwrap_or(0))).collect();
+    let au: Vec<String> = sorted
+        .iter()
+        .map(|r| format!("{}", r.active_units))
+        .collect();
+    s.push_str(&format!(
+        "- Active units by increasing β: {}.\n",
+        au.join(", ")
+    ));
+    let fired: Vec<String> = rows
+        .iter()
+        .filter(|r| r.posterior_collapse > 0.5)
+        .map(|r| format!("β = {} (seed {})", r.beta, r.seed.unwrap_or(0)))
+        .collect();
     s.push_str(&if fired.is_empty() {
         "- The posterior-collapse alarm fired for no run.\n".to_string()
     } else {
-        format!("- **The posterior-collapse alarm fired** for {}: the decoder ignores z there.\n", fired.join(", "))
+        format!(
+            "- **The posterior-collapse alarm fired** for {}: the decoder ignores z there.\n",
+            fired.join(", ")
+        )
     });
     let mut by_rate: Vec<&ResultRow> = sorted.iter().collect();
     by_rate.sort_by(|a, b| a.rate.total_cmp(&b.rate));
@@ -374,10 +453,17 @@ pub fn run_sweep(
     write_atomic(&dir.join("sweep.toml"), sweep.to_toml().as_bytes())?;
     let started = Instant::now();
     let points = sweep.points();
-    let todo: Vec<SweepPoint> = points.iter().copied().filter(|p| !dir.join(p.dir_name()).join("summary.json").is_file()).collect();
+    let todo: Vec<SweepPoint> = points
+        .iter()
+        .copied()
+        .filter(|p| !dir.join(p.dir_name()).join("summary.json").is_file())
+        .collect();
     let done = points.len() - todo.len();
     if done > 0 {
-        println!("{done} of {} runs already finished; skipping them", points.len());
+        println!(
+            "{done} of {} runs already finished; skipping them",
+            points.len()
+        );
     }
     for p in &todo {
         let d = dir.join(p.dir_name());
@@ -386,23 +472,47 @@ pub fn run_sweep(
         }
     }
     run(&todo)?;
-    let rows = points.iter().map(|&p| read_row(&dir.join(p.dir_name()), p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let rows = points
+        .iter()
+        .map(|&p| read_row(&dir.join(p.dir_name()), p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let per_beta = mean_rows(&rows);
     let means: &[ResultRow] = if sweep.seeds > 1 { &per_beta } else { &[] };
-    write_atomic(&dir.join("results.csv"), results_csv(&rows, means).as_bytes())?;
+    write_atomic(
+        &dir.join("results.csv"),
+        results_csv(&rows, means).as_bytes(),
+    )?;
     write_atomic(&dir.join("results.md"), results_md(&rows, means).as_bytes())?;
     plots::rd_curve(&per_beta, &dir.join("rd_curve.png"))?;
-    plots::active_units(&per_beta, sweep.base.model.latent_dim(), &dir.join("active_units.png"))?;
+    plots::active_units(
+        &per_beta,
+        sweep.base.model.latent_dim(),
+        &dir.join("active_units.png"),
+    )?;
     plots::kl_heatmap(&per_beta, &dir.join("kl_heatmap.png"))?;
     for &beta in &sweep.betas {
-        let src = dir.join(SweepPoint { beta, seed: sweep.base.seed }.dir_name()).join("traversal.png");
+        let src = dir
+            .join(
+                SweepPoint {
+                    beta,
+                    seed: sweep.base.seed,
+                }
+                .dir_name(),
+            )
+            .join("traversal.png");
         if src.is_file() {
             let bytes = std::fs::read(&src)?;
             write_atomic(&dir.join(format!("traversal_beta_{beta}.png")), &bytes)?;
         }
     }
-    write_atomic(&dir.join("report.md"), report_md(sweep, &rows, &per_beta, started.elapsed().as_secs_f64()).as_bytes())?;
-    Ok(SweepOutcome { dir: dir.to_path_buf(), rows })
+    write_atomic(
+        &dir.join("report.md"),
+        report_md(sweep, &rows, &per_beta, started.elapsed().as_secs_f64()).as_bytes(),
+    )?;
+    Ok(SweepOutcome {
+        dir: dir.to_path_buf(),
+        rows,
+    })
 }
 
 #[cfg(test)]
@@ -411,14 +521,28 @@ mod tests {
 
     #[test]
     fn knee_finds_the_elbow_of_a_convex_curve() {
-        let pts = [(0.0, 100.0), (1.0, 40.0), (2.0, 25.0), (4.0, 20.0), (8.0, 18.0)];
-        assert_eq!(knee(&pts), Some(1));
+        let pts = [
+            (0.0, 100.0),
+            (1.0, 40.0),
+            (2.0, 25.0),
+            (4.0, 20.0),
+            (8.0, 18.0),
+        ];
+        // Normalised: x = 0, .125, .25, .5, 1; y = 1, .268, .085, .024, 0; the chord is 1 − x,
+        // so the gaps are .607, .665, .476: the knee is the third point.
+        assert_eq!(knee(&pts), Some(2));
         assert_eq!(knee(&pts[..2]), None);
     }
 
     #[test]
     fn bad_sweeps_are_refused_naming_the_key() {
-        let mut s = SweepConfig { name: "s".into(), betas: vec![1.0], seeds: 1, jobs: 1, base: ExperimentConfig::beta_vae_dsprites(1.0) };
+        let mut s = SweepConfig {
+            name: "s".into(),
+            betas: vec![1.0],
+            seeds: 1,
+            jobs: 1,
+            base: ExperimentConfig::beta_vae_dsprites(1.0),
+        };
         assert!(s.validate().is_ok());
         s.betas = vec![];
         assert!(s.validate().unwrap_err().to_string().contains("betas"));
@@ -426,12 +550,23 @@ mod tests {
         assert!(s.validate().unwrap_err().to_string().contains("betas[1]"));
         s.betas = vec![1.0];
         s.base.epochs = 0;
-        assert!(s.validate().unwrap_err().to_string().contains("base.epochs"));
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("base.epochs")
+        );
     }
 
     #[test]
     fn points_cover_betas_and_seeds() {
-        let s = SweepConfig { name: "s".into(), betas: vec![0.5, 4.0], seeds: 2, jobs: 1, base: ExperimentConfig::beta_vae_dsprites(1.0) };
+        let s = SweepConfig {
+            name: "s".into(),
+            betas: vec![0.5, 4.0],
+            seeds: 2,
+            jobs: 1,
+            base: ExperimentConfig::beta_vae_dsprites(1.0),
+        };
         let p = s.points();
         assert_eq!(p.len(), 4);
         assert_eq!(p[3], SweepPoint { beta: 4.0, seed: 2 });

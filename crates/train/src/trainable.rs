@@ -23,7 +23,11 @@ pub struct Trainable {
 impl Trainable {
     /// Wraps `model`; `first_step` is the number of steps already taken (when resuming).
     pub fn new(model: Model, schedule: KlSchedule, first_step: usize) -> Self {
-        Self { model, schedule, step: Arc::new(AtomicUsize::new(first_step)) }
+        Self {
+            model,
+            schedule,
+            step: Arc::new(AtomicUsize::new(first_step)),
+        }
     }
 }
 
@@ -33,7 +37,9 @@ impl TrainStep for Trainable {
 
     fn step(&self, batch: ImageBatch) -> TrainOutput<AeItem> {
         let mut out = self.model.forward(batch);
-        let factor = self.schedule.factor(self.step.fetch_add(1, Ordering::Relaxed));
+        let factor = self
+            .schedule
+            .factor(self.step.fetch_add(1, Ordering::Relaxed));
         if factor != 1.0 {
             out.beta *= factor;
             out.loss = out.recon_loss.clone() + out.kl.clone() * out.beta;

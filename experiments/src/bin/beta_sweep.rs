@@ -82,11 +82,9 @@ fn load_sweep(args: &Args) -> anyhow::Result<(SweepConfig, PathBuf)> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read sweep config {}", path.display()))?;
-            toml::from_str(&text).map_err(|e| {
-                anyhow::anyhow!("malformed sweep config {}: {}", path.display(), e.message())
-            })?
+            SweepConfig::from_toml(&text, &path.display().to_string())?
         }
-        None => toml::from_str(DEFAULT_SWEEP).expect("built-in sweep config parses"),
+        None => SweepConfig::from_toml(DEFAULT_SWEEP, "(built-in)")?,
     };
     if let Some(b) = &args.betas {
         cfg.betas = b.clone();
@@ -118,7 +116,9 @@ fn load_sweep(args: &Args) -> anyhow::Result<(SweepConfig, PathBuf)> {
         device::parse(d)?;
         cfg.base.device = Some(d.clone());
     }
-    cfg.base.device.get_or_insert_with(|| device::default_name().to_string());
+    cfg.base
+        .device
+        .get_or_insert_with(|| device::default_name().to_string());
     cfg.validate().context("invalid sweep")?;
     let stamp = ae_train::run::utc_stamp();
     let mut dir = args.out.join(&cfg.name).join(&stamp);
@@ -130,11 +130,27 @@ fn load_sweep(args: &Args) -> anyhow::Result<(SweepConfig, PathBuf)> {
     Ok((cfg, dir))
 }
 
-fn sequential(cfg: &SweepConfig, dir: &Path, opts: &RunOptions, todo: &[SweepPoint]) -> anyhow::Result<()> {
+fn sequential(
+    cfg: &SweepConfig,
+    dir: &Path,
+    opts: &RunOptions,
+    todo: &[SweepPoint],
+) -> anyhow::Result<()> {
     for (i, p) in todo.iter().enumerate() {
-        println!("== [{}/{}] β = {} seed {} ==", i + 1, todo.len(), p.beta, p.seed);
+        println!(
+            "== [{}/{}] β = {} seed {} ==",
+            i + 1,
+            todo.len(),
+            p.beta,
+            p.seed
+        );
         run_point(cfg, dir, *p, opts).with_context(|| {
-            format!("β = {} seed {} did not finish; continue with: beta_sweep --resume {}", p.beta, p.seed, dir.display())
+            format!(
+                "β = {} seed {} did not finish; continue with: beta_sweep --resume {}",
+                p.beta,
+                p.seed,
+                dir.display()
+            )
         })?;
     }
     Ok(())
@@ -144,7 +160,12 @@ fn parallel(cfg: &SweepConfig, dir: &Path, todo: &[SweepPoint]) -> anyhow::Resul
     let exe = std::env::current_exe()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / cfg.jobs).max(1);
-    println!("{} runs, {} at a time, {threads} thread(s) each; logs in {}/<run>.log", todo.len(), cfg.jobs, dir.display());
+    println!(
+        "{} runs, {} at a time, {threads} thread(s) each; logs in {}/<run>.log",
+        todo.len(),
+        cfg.jobs,
+        dir.display()
+    );
     let started = Instant::now();
     let mut queue = todo.iter().copied();
     let mut running: Vec<(SweepPoint, Child, Instant)> = Vec::new();
@@ -173,10 +194,19 @@ fn parallel(cfg: &SweepConfig, dir: &Path, todo: &[SweepPoint]) -> anyhow::Resul
             if let Some(status) = running[i].1.try_wait()? {
                 let (p, _, t) = running.remove(i);
                 done += 1;
-                let verdict = if status.success() { "done".to_string() } else { failed.push(p); format!("FAILED ({status})") };
+                let verdict = if status.success() {
+                    "done".to_string()
+                } else {
+                    failed.push(p);
+                    format!("FAILED ({status})")
+                };
                 println!(
                     "[{done}/{}] β = {} seed {} {verdict} in {:.0}s (sweep {:.0}s)",
-                    todo.len(), p.beta, p.seed, t.elapsed().as_secs_f64(), started.elapsed().as_secs_f64()
+                    todo.len(),
+                    p.beta,
+                    p.seed,
+                    t.elapsed().as_secs_f64(),
+                    started.elapsed().as_secs_f64()
                 );
             } else {
                 i += 1;
@@ -184,25 +214,54 @@ fn parallel(cfg: &SweepConfig, dir: &Path, todo: &[SweepPoint]) -> anyhow::Resul
         }
     }
     if !failed.is_empty() {
-        let names: Vec<String> = failed.iter().map(|p| format!("{}.log", p.dir_name())).collect();
-        bail!("{} run(s) failed (see {}); continue with: beta_sweep --resume {}", failed.len(), names.join(", "), dir.display());
+        let names: Vec<String> = failed
+            .iter()
+            .map(|p| format!("{}.log", p.dir_name()))
+            .collect();
+        bail!(
+            "{} run(s) failed (see {}); continue with: beta_sweep --resume {}",
+            failed.len(),
+            names.join(", "),
+            dir.display()
+        );
     }
     Ok(())
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let display = if args.plain { Display::Plain } else { Display::Auto };
+    let display = if args.plain {
+        Display::Plain
+    } else {
+        Display::Auto
+    };
     if let Some(dir) = &args.worker {
         let cfg = SweepConfig::load(&dir.join("sweep.toml"))?;
-        let p = SweepPoint { beta: args.beta.expect("clap requires it"), seed: args.seed.expect("clap requires it") };
-        let opts = RunOptions { out_dir: dir.clone(), device: None, run_id: None, display: Display::Plain };
+        let p = SweepPoint {
+            beta: args.beta.expect("clap requires it"),
+            seed: args.seed.expect("clap requires it"),
+        };
+        let opts = RunOptions {
+            out_dir: dir.clone(),
+            device: None,
+            run_id: None,
+            display: Display::Plain,
+        };
         return run_point(&cfg, dir, p, &opts);
     }
     let (cfg, dir) = load_sweep(&args)?;
-    let opts = RunOptions { out_dir: dir.clone(), device: args.device.clone(), run_id: None, display };
+    let opts = RunOptions {
+        out_dir: dir.clone(),
+        device: args.device.clone(),
+        run_id: None,
+        display,
+    };
     println!("sweep folder: {}", dir.display());
     let started = Instant::now();
-    let cpu = cfg.base.device.as_deref().is_some_and(|d| d == "flex" || d == "ndarray");
+    let cpu = cfg
+        .base
+        .device
+        .as_deref()
+        .is_some_and(|d| d == "flex" || d == "ndarray");
     let outcome = run_sweep(&cfg, &dir, &|todo| {
         if cfg.jobs > 1 && cpu && todo.len() > 1 {
             parallel(&cfg, &dir, todo)
@@ -210,8 +269,15 @@ fn run(args: Args) -> anyhow::Result<()> {
             sequential(&cfg, &dir, &opts, todo)
         }
     })?;
-    println!("\n{}", std::fs::read_to_string(outcome.dir.join("results.md"))?);
-    println!("sweep finished in {:.0} s: {}", started.elapsed().as_secs_f64(), outcome.dir.display());
+    println!(
+        "\n{}",
+        std::fs::read_to_string(outcome.dir.join("results.md"))?
+    );
+    println!(
+        "sweep finished in {:.0} s: {}",
+        started.elapsed().as_secs_f64(),
+        outcome.dir.display()
+    );
     println!("read {}/report.md and rd_curve.png", outcome.dir.display());
     Ok(())
 }
