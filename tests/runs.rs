@@ -21,7 +21,11 @@ fn encode_with_saved_weights(dir: &Path) -> Vec<f32> {
         .init(cfg.data.shape(), &device)
         .load_record(record);
     let x = Tensor::<4>::ones([2, 1, 28, 28], &device) * 0.3;
-    model.encode(x).into_data().try_to_vec::<f32>().unwrap()
+    model
+        .encode(x, Tensor::zeros([2], &device))
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
 }
 
 fn summary(dir: &Path) -> serde_json::Value {

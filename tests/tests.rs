@@ -11,3 +11,5 @@ mod mnist;
 mod runs;
 // The β sweep: physics of the study, reproducibility, resume, config errors.
 mod sweeps;
+// Model zoo: the per-family checklist, count likelihoods, collapse remedies, the conditional VAE.
+mod zoo;

@@ -12,18 +12,28 @@ pub struct ImageItem {
     pub label: u32,
 }
 
-/// Stacks [`ImageItem`]s into an [`ImageBatch`] with pixels scaled to `[0, 1]`.
+/// Stacks [`ImageItem`]s into an [`ImageBatch`] with pixels scaled to `[0, 1]` (or kept raw).
 ///
 /// One contiguous buffer per batch, one host-to-device copy.
 #[derive(Clone, Debug)]
 pub struct ImageBatcher {
     shape: ImageShape,
+    scale: f32,
 }
 
 impl ImageBatcher {
-    /// A batcher for images of `shape`.
+    /// A batcher for images of `shape`, scaling bytes by 1/255.
     pub fn new(shape: ImageShape) -> Self {
-        Self { shape }
+        Self {
+            shape,
+            scale: 1.0 / 255.0,
+        }
+    }
+
+    /// The same batcher multiplying bytes by `scale` instead (1 keeps raw counts).
+    pub fn with_scale(mut self, scale: f32) -> Self {
+        self.scale = scale;
+        self
     }
 }
 
@@ -35,7 +45,7 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
         let mut labels = Vec::with_capacity(n);
         for item in &items {
             debug_assert_eq!(item.pixels.len(), numel);
-            pixels.extend(item.pixels.iter().map(|&p| p as f32 * (1.0 / 255.0)));
+            pixels.extend(item.pixels.iter().map(|&p| p as f32 * self.scale));
             labels.push(item.label as i64);
         }
         let ImageShape {

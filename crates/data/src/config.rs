@@ -1,3 +1,4 @@
+use crate::counts::CountModel;
 use crate::dsprites::{self, Factors};
 use crate::mnist::{self, MnistSplit};
 use crate::{DataError, ImageItem};
@@ -47,6 +48,41 @@ pub enum DataConfig {
         #[serde(default)]
         split_seed: u64,
     },
+    /// Synthetic spike counts (see [`crate::counts`]): `neurons` counts per sample driven by
+    /// `factors` latent factors; an image of shape 1 × 1 × neurons with raw counts (no scaling).
+    Counts {
+        /// Data dimension.
+        #[serde(default = "default_neurons")]
+        neurons: usize,
+        /// Number of generating factors.
+        #[serde(default = "default_factors")]
+        factors: usize,
+        /// Negative-binomial dispersion r (absent: Poisson counts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dispersion: Option<f64>,
+        /// Training samples.
+        #[serde(default = "default_count_train")]
+        train_limit: usize,
+        /// Validation samples.
+        #[serde(default = "default_count_valid")]
+        valid_size: usize,
+        /// Seed of the generator (loadings and samples).
+        #[serde(default)]
+        split_seed: u64,
+    },
+}
+
+fn default_neurons() -> usize {
+    50
+}
+fn default_factors() -> usize {
+    3
+}
+fn default_count_train() -> usize {
+    20_000
+}
+fn default_count_valid() -> usize {
+    2_000
 }
 
 impl DataConfig {
@@ -74,6 +110,7 @@ impl DataConfig {
         match self {
             Self::Mnist { .. } => "mnist",
             Self::Dsprites { .. } => "dsprites",
+            Self::Counts { .. } => "counts",
         }
     }
 
@@ -82,6 +119,7 @@ impl DataConfig {
         match self {
             Self::Mnist { .. } => ImageShape::new(1, 28, 28),
             Self::Dsprites { .. } => ImageShape::new(1, dsprites::SIZE, dsprites::SIZE),
+            Self::Counts { neurons, .. } => ImageShape::new(1, 1, *neurons),
         }
     }
 
@@ -90,6 +128,16 @@ impl DataConfig {
         match self {
             Self::Mnist { .. } => 10,
             Self::Dsprites { .. } => dsprites::SHAPES,
+            Self::Counts { .. } => 1,
+        }
+    }
+
+    /// The batcher for this data: pixels scaled to [0, 1] for images, raw values for counts.
+    pub fn batcher(&self) -> crate::ImageBatcher {
+        let b = crate::ImageBatcher::new(self.shape());
+        match self {
+            Self::Counts { .. } => b.with_scale(1.0),
+            _ => b,
         }
     }
 
@@ -98,6 +146,11 @@ impl DataConfig {
         match self {
             Self::Mnist { train_limit, .. } | Self::Dsprites { train_limit, .. } => {
                 *train_limit = limit
+            }
+            Self::Counts { train_limit, .. } => {
+                if let Some(l) = limit {
+                    *train_limit = l
+                }
             }
         }
     }
@@ -126,6 +179,24 @@ impl DataConfig {
             } => Err("data.valid_limit must be at least 1".into()),
             Self::Dsprites { valid_size, .. } if valid_size == 0 || valid_size >= dsprites::LEN => {
                 Err(format!("data.valid_size must be in 1..{}", dsprites::LEN))
+            }
+            Self::Counts {
+                neurons,
+                factors,
+                train_limit,
+                valid_size,
+                dispersion,
+                ..
+            } => {
+                if neurons == 0 || factors == 0 {
+                    Err("data.neurons and data.factors must be at least 1".into())
+                } else if train_limit == 0 || valid_size == 0 {
+                    Err("data.train_limit and data.valid_size must be at least 1".into())
+                } else if dispersion.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                    Err("data.dispersion must be positive".into())
+                } else {
+                    Ok(())
+                }
             }
             _ => Ok(()),
         }
@@ -178,6 +249,33 @@ impl DataConfig {
                     },
                 ))
             }
+            Self::Counts {
+                neurons,
+                factors,
+                dispersion,
+                train_limit,
+                valid_size,
+                split_seed,
+            } => {
+                let model = Arc::new(CountModel::new(
+                    *neurons,
+                    *factors,
+                    *dispersion,
+                    *split_seed,
+                ));
+                Ok((
+                    ImageDataset::Counts {
+                        model: model.clone(),
+                        offset: 0,
+                        len: *train_limit,
+                    },
+                    ImageDataset::Counts {
+                        model,
+                        offset: *train_limit,
+                        len: *valid_size,
+                    },
+                ))
+            }
         }
     }
 }
@@ -207,6 +305,15 @@ pub enum ImageDataset {
         /// dSprites indices (see [`Factors::from_index`]).
         indices: Arc<Vec<u32>>,
     },
+    /// Samples `offset..offset + len` of a synthetic count generator.
+    Counts {
+        /// The generator.
+        model: Arc<CountModel>,
+        /// First sample index.
+        offset: usize,
+        /// Number of samples.
+        len: usize,
+    },
 }
 
 impl ImageDataset {
@@ -214,7 +321,7 @@ impl ImageDataset {
     pub fn factors(&self, i: usize) -> Option<Factors> {
         match self {
             Self::Dsprites { indices } => Some(Factors::from_index(indices[i] as usize)),
-            Self::Mnist { .. } => None,
+            _ => None,
         }
     }
 }
@@ -238,12 +345,20 @@ impl Dataset<ImageItem> for ImageDataset {
                     label: f.shape as u32,
                 })
             }
+            Self::Counts { model, offset, len } => {
+                assert!(index < *len, "index {index} out of range");
+                Ok(ImageItem {
+                    pixels: model.sample(offset + index).1,
+                    label: 0,
+                })
+            }
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Self::Mnist { indices, .. } | Self::Dsprites { indices } => indices.len(),
+            Self::Counts { len, .. } => *len,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`mnist`]: the four standard MNIST files from a user-given directory.
 //! - [`dsprites`]: dSprites (Matthey et al. 2017) generated procedurally: 3 shapes × 6 scales ×
 //!   40 orientations × 32 × 32 positions = 737,280 64×64 binary images with their factors.
+//! - [`counts`]: synthetic spike counts (latent factors → Poisson / negative-binomial rates).
 //! - [`DataConfig`]: the `[data]` table of an experiment config, resolved into train/valid
 //!   [`ImageDataset`]s with deterministic seeded subsets.
 //! - [`ImageBatcher`]: items to [`ae_core::ImageBatch`] tensors.
@@ -11,6 +12,7 @@
 
 mod batcher;
 mod config;
+pub mod counts;
 pub mod dsprites;
 mod error;
 pub mod idx;

@@ -25,7 +25,11 @@ impl AeConfig {
     pub fn init(&self, shape: ImageShape, device: &Device) -> Ae {
         Ae {
             encoder: self.architecture.encoder(shape, self.latent_dim, device),
-            decoder: self.architecture.decoder(shape, self.latent_dim, device),
+            decoder: self.architecture.decoder(
+                self.likelihood.param_shape(shape),
+                self.latent_dim,
+                device,
+            ),
             likelihood: self.likelihood,
             latent_dim: self.latent_dim,
         }
@@ -55,10 +59,13 @@ impl Autoencoder for Ae {
     fn forward(&self, batch: ImageBatch) -> AeOutput {
         let x = batch.images;
         let [b, c, h, w] = x.dims();
-        let z = self.encoder.forward(x.clone()); // [batch, latent]
-        let params = self.decoder.forward(z.clone()); // [batch, c, h, w]
+        let z = self
+            .encoder
+            .forward(self.likelihood.encoder_input(x.clone())); // [batch, latent]
+        let params = self.decoder.forward(z.clone());
+        let k = self.likelihood.params_per_pixel(); // params: [batch, k * c, h, w]
         let recon_loss = self.likelihood.nll(
-            params.clone().reshape([b, c * h * w]),
+            params.clone().reshape([b, k * c * h * w]),
             x.reshape([b, c * h * w]),
         );
         let device = z.device();
@@ -73,11 +80,11 @@ impl Autoencoder for Ae {
         }
     }
 
-    fn encode(&self, images: Tensor<4>) -> Tensor<2> {
-        self.encoder.forward(images)
+    fn encode(&self, images: Tensor<4>, _labels: Tensor<1, Int>) -> Tensor<2> {
+        self.encoder.forward(self.likelihood.encoder_input(images))
     }
 
-    fn decode(&self, z: Tensor<2>) -> Tensor<4> {
+    fn decode(&self, z: Tensor<2>, _labels: Tensor<1, Int>) -> Tensor<4> {
         self.likelihood.mean(self.decoder.forward(z))
     }
 

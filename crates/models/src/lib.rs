@@ -2,6 +2,7 @@
 //!
 //! - [`ae`]: deterministic autoencoder.
 //! - [`vae`]: variational autoencoder with β (β = 1: VAE; β ≠ 1: β-VAE).
+//! - [`cvae`]: conditional VAE, q(z|x,c) and p(x|z,c) with a one-hot class c.
 //! - [`nets`]: the encoder and decoder networks (MLP, conv for 28×28 and 64×64).
 //!
 //! [`ModelConfig`] is the tagged union experiment configs hold; [`Model`] is the matching
@@ -11,12 +12,14 @@
 #![warn(missing_docs)]
 
 pub mod ae;
+pub mod cvae;
 pub mod nets;
 pub mod vae;
 
 use ae::{Ae, AeConfig};
 use ae_core::{AeOutput, Autoencoder, ImageBatch, ImageShape};
 use burn::prelude::*;
+use cvae::{Cvae, CvaeConfig};
 use serde::{Deserialize, Serialize};
 use vae::{Vae, VaeConfig};
 
@@ -28,6 +31,8 @@ pub enum ModelConfig {
     Ae(AeConfig),
     /// VAE / β-VAE.
     Vae(VaeConfig),
+    /// Conditional VAE.
+    Cvae(CvaeConfig),
 }
 
 impl ModelConfig {
@@ -36,6 +41,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Ae(c) => Model::Ae(c.init(shape, device)),
             ModelConfig::Vae(c) => Model::Vae(c.init(shape, device)),
+            ModelConfig::Cvae(c) => Model::Cvae(c.init(shape, device)),
         }
     }
 
@@ -44,6 +50,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Ae(c) => c.validate(),
             ModelConfig::Vae(c) => c.validate(),
+            ModelConfig::Cvae(c) => c.validate(),
         }
     }
 
@@ -52,6 +59,7 @@ impl ModelConfig {
         match self {
             ModelConfig::Ae(c) => c.latent_dim,
             ModelConfig::Vae(c) => c.latent_dim,
+            ModelConfig::Cvae(c) => c.latent_dim,
         }
     }
 
@@ -60,19 +68,30 @@ impl ModelConfig {
         match self {
             ModelConfig::Ae(_) => 0.0,
             ModelConfig::Vae(c) => c.beta,
+            ModelConfig::Cvae(c) => c.beta,
         }
     }
 
     /// Whether the model has a prior to sample from.
     pub fn has_prior(&self) -> bool {
-        matches!(self, ModelConfig::Vae(_))
+        matches!(self, ModelConfig::Vae(_) | ModelConfig::Cvae(_))
     }
 
-    /// Short family name ("ae", "vae").
+    /// The encoder/decoder architecture.
+    pub fn architecture(&self) -> &nets::Architecture {
+        match self {
+            ModelConfig::Ae(c) => &c.architecture,
+            ModelConfig::Vae(c) => &c.architecture,
+            ModelConfig::Cvae(c) => &c.architecture,
+        }
+    }
+
+    /// Short family name ("ae", "vae", "cvae").
     pub fn family(&self) -> &'static str {
         match self {
             ModelConfig::Ae(_) => "ae",
             ModelConfig::Vae(_) => "vae",
+            ModelConfig::Cvae(_) => "cvae",
         }
     }
 }
@@ -84,6 +103,8 @@ pub enum Model {
     Ae(Ae),
     /// VAE / β-VAE.
     Vae(Vae),
+    /// Conditional VAE.
+    Cvae(Cvae),
 }
 
 impl Autoencoder for Model {
@@ -91,20 +112,30 @@ impl Autoencoder for Model {
         match self {
             Model::Ae(m) => m.forward(batch),
             Model::Vae(m) => m.forward(batch),
+            Model::Cvae(m) => m.forward(batch),
         }
     }
 
-    fn encode(&self, images: Tensor<4>) -> Tensor<2> {
+    fn encode(&self, images: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<2> {
         match self {
-            Model::Ae(m) => m.encode(images),
-            Model::Vae(m) => m.encode(images),
+            Model::Ae(m) => m.encode(images, labels),
+            Model::Vae(m) => m.encode(images, labels),
+            Model::Cvae(m) => m.encode(images, labels),
         }
     }
 
-    fn decode(&self, z: Tensor<2>) -> Tensor<4> {
+    fn decode(&self, z: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<4> {
         match self {
-            Model::Ae(m) => m.decode(z),
-            Model::Vae(m) => m.decode(z),
+            Model::Ae(m) => m.decode(z, labels),
+            Model::Vae(m) => m.decode(z, labels),
+            Model::Cvae(m) => m.decode(z, labels),
+        }
+    }
+
+    fn num_classes(&self) -> Option<usize> {
+        match self {
+            Model::Cvae(m) => m.num_classes(),
+            _ => None,
         }
     }
 
@@ -112,6 +143,7 @@ impl Autoencoder for Model {
         match self {
             Model::Ae(m) => m.sample(n, device),
             Model::Vae(m) => m.sample(n, device),
+            Model::Cvae(m) => m.sample(n, device),
         }
     }
 
@@ -119,6 +151,7 @@ impl Autoencoder for Model {
         match self {
             Model::Ae(m) => m.latent_dim(),
             Model::Vae(m) => m.latent_dim(),
+            Model::Cvae(m) => m.latent_dim(),
         }
     }
 }

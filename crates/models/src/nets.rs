@@ -86,10 +86,22 @@ impl Architecture {
 
     /// Builds an encoder producing `out` features per image.
     pub fn encoder(&self, shape: ImageShape, out: usize, device: &Device) -> Encoder {
+        self.conditional_encoder(shape, 0, out, device)
+    }
+
+    /// Builds an encoder that also reads `extra` conditioning features (a one-hot class):
+    /// concatenated to the pixels (MLP) or to the flattened conv features (conv).
+    pub fn conditional_encoder(
+        &self,
+        shape: ImageShape,
+        extra: usize,
+        out: usize,
+        device: &Device,
+    ) -> Encoder {
         match self {
             Architecture::Mlp { hidden } => {
                 let mut layers = Vec::new();
-                let mut width = shape.numel();
+                let mut width = shape.numel() + extra;
                 for &h in hidden {
                     layers.push(LinearConfig::new(width, h).init(device));
                     width = h;
@@ -112,7 +124,7 @@ impl Architecture {
                     c_in = c;
                 }
                 let f = 1 << channels.len();
-                let flat = c_in * (shape.height / f) * (shape.width / f);
+                let flat = c_in * (shape.height / f) * (shape.width / f) + extra;
                 Encoder::Conv(ConvEncoder {
                     convs,
                     fc: LinearConfig::new(flat, *hidden).init(device),
@@ -185,9 +197,15 @@ impl Encoder {
     /// - `images`: `[batch, channels, height, width]`
     /// - returns `[batch, out]`
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        self.forward_conditional(images, None)
+    }
+
+    /// Forward with conditioning features `cond` (`[batch, extra]`) when the encoder was
+    /// built with [`Architecture::conditional_encoder`].
+    pub fn forward_conditional(&self, images: Tensor<4>, cond: Option<Tensor<2>>) -> Tensor<2> {
         match self {
-            Encoder::Mlp(m) => m.forward(images),
-            Encoder::Conv(m) => m.forward(images),
+            Encoder::Mlp(m) => m.forward(images, cond),
+            Encoder::Conv(m) => m.forward(images, cond),
         }
     }
 }
@@ -220,9 +238,16 @@ pub struct MlpEncoder {
     head: Linear,
 }
 
+fn with_condition(h: Tensor<2>, cond: Option<Tensor<2>>) -> Tensor<2> {
+    match cond {
+        Some(c) => Tensor::cat(vec![h, c], 1),
+        None => h,
+    }
+}
+
 impl MlpEncoder {
-    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut h = images.flatten::<2>(1, 3); // [batch, pixels]
+    fn forward(&self, images: Tensor<4>, cond: Option<Tensor<2>>) -> Tensor<2> {
+        let mut h = with_condition(images.flatten::<2>(1, 3), cond); // [batch, pixels + extra]
         for layer in &self.layers {
             h = relu(layer.forward(h));
         }
@@ -259,12 +284,12 @@ pub struct ConvEncoder {
 }
 
 impl ConvEncoder {
-    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+    fn forward(&self, images: Tensor<4>, cond: Option<Tensor<2>>) -> Tensor<2> {
         let mut h = images;
         for conv in &self.convs {
             h = relu(conv.forward(h)); // halves height and width
         }
-        let h = h.flatten::<2>(1, 3);
+        let h = with_condition(h.flatten::<2>(1, 3), cond);
         self.head.forward(relu(self.fc.forward(h)))
     }
 }

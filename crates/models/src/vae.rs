@@ -29,6 +29,11 @@ pub struct VaeConfig {
     /// Weight of the KL term (β = 1: VAE). Must be ≥ 0.
     #[serde(default = "default_beta")]
     pub beta: f64,
+    /// Per-dimension prior variances (absent: the isotropic N(0, I)). Distinct variances
+    /// break the rotation symmetry of the isotropic prior, so the latent axes become
+    /// identifiable up to sign flips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_variances: Option<Vec<f64>>,
 }
 
 impl VaeConfig {
@@ -39,6 +44,7 @@ impl VaeConfig {
             architecture: Architecture::mlp_400(),
             likelihood: Likelihood::Bernoulli,
             beta: 1.0,
+            prior_variances: None,
         }
     }
 
@@ -49,6 +55,7 @@ impl VaeConfig {
             architecture: Architecture::conv_64(),
             likelihood: Likelihood::Bernoulli,
             beta,
+            prior_variances: None,
         }
     }
 
@@ -64,10 +71,15 @@ impl VaeConfig {
             encoder: self
                 .architecture
                 .encoder(shape, 2 * self.latent_dim, device),
-            decoder: self.architecture.decoder(shape, self.latent_dim, device),
+            decoder: self.architecture.decoder(
+                self.likelihood.param_shape(shape),
+                self.latent_dim,
+                device,
+            ),
             likelihood: self.likelihood,
             latent_dim: self.latent_dim,
             beta: self.beta,
+            prior_variances: self.prior_variances.clone(),
         }
     }
 
@@ -81,6 +93,18 @@ impl VaeConfig {
                 "model.beta must be a finite number ≥ 0, got {}",
                 self.beta
             ));
+        }
+        if let Some(v) = &self.prior_variances {
+            if v.len() != self.latent_dim {
+                return Err(format!(
+                    "model.prior_variances has {} values for latent_dim = {}",
+                    v.len(),
+                    self.latent_dim
+                ));
+            }
+            if let Some(bad) = v.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+                return Err(format!("model.prior_variances must be positive, got {bad}"));
+            }
         }
         self.likelihood.validate()?;
         self.architecture.validate(None)
@@ -96,12 +120,14 @@ pub struct Vae {
     likelihood: Likelihood,
     latent_dim: usize,
     beta: f64,
+    #[module(skip)]
+    prior_variances: Option<Vec<f64>>,
 }
 
 impl Vae {
     /// The posterior q(z|x).
     pub fn posterior(&self, images: Tensor<4>) -> DiagonalGaussian {
-        let h = self.encoder.forward(images); // [batch, 2 * latent]
+        let h = self.encoder.forward(self.likelihood.encoder_input(images)); // [batch, 2 * latent]
         let l = self.latent_dim;
         DiagonalGaussian::new(h.clone().narrow(1, 0, l), h.narrow(1, l, l))
     }
@@ -118,12 +144,19 @@ impl Autoencoder for Vae {
         let [b, c, h, w] = x.dims();
         let q = self.posterior(x.clone());
         let z = q.sample();
-        let params = self.decoder.forward(z); // [batch, c, h, w]
+        let params = self.decoder.forward(z);
+        let k = self.likelihood.params_per_pixel(); // params: [batch, k * c, h, w]
         let recon_loss = self.likelihood.nll(
-            params.clone().reshape([b, c * h * w]),
+            params.clone().reshape([b, k * c * h * w]),
             x.reshape([b, c * h * w]),
         );
-        let kl_per_dim = q.kl_per_dim(); // [batch, latent]
+        let kl_per_dim = match &self.prior_variances {
+            None => q.kl_per_dim(),
+            Some(v) => q.kl_per_dim_to(Tensor::from_floats(
+                v.iter().map(|&x| x as f32).collect::<Vec<_>>().as_slice(),
+                &q.mean.device(),
+            )),
+        }; // [batch, latent]
         let kl = kl_per_dim.clone().sum_dim(1).squeeze_dim(1); // [batch]
         AeOutput {
             loss: recon_loss.clone() + kl.clone() * self.beta,
@@ -136,21 +169,26 @@ impl Autoencoder for Vae {
         }
     }
 
-    fn encode(&self, images: Tensor<4>) -> Tensor<2> {
+    fn encode(&self, images: Tensor<4>, _labels: Tensor<1, Int>) -> Tensor<2> {
         self.posterior(images).mean
     }
 
-    fn decode(&self, z: Tensor<2>) -> Tensor<4> {
+    fn decode(&self, z: Tensor<2>, _labels: Tensor<1, Int>) -> Tensor<4> {
         self.likelihood.mean(self.decoder.forward(z))
     }
 
     fn sample(&self, n: usize, device: &Device) -> Option<Tensor<4>> {
-        let z = Tensor::random(
+        let mut z = Tensor::random(
             [n, self.latent_dim],
             burn::tensor::Distribution::Normal(0.0, 1.0),
             device,
         );
-        Some(self.decode(z))
+        if let Some(v) = &self.prior_variances {
+            let sd: Vec<f32> = v.iter().map(|&x| x.sqrt() as f32).collect();
+            z = z * Tensor::<1>::from_floats(sd.as_slice(), device).unsqueeze_dim::<2>(0);
+        }
+        let labels = Tensor::zeros([n], device);
+        Some(self.decode(z, labels))
     }
 
     fn latent_dim(&self) -> usize {
@@ -169,6 +207,7 @@ mod tests {
             architecture: Architecture::Mlp { hidden: vec![32] },
             likelihood: Likelihood::Bernoulli,
             beta,
+            prior_variances: None,
         }
     }
 
@@ -240,7 +279,7 @@ mod tests {
         let d = Device::default();
         let m = tiny(1.0).init(ImageShape::new(1, 6, 6), &d);
         assert_eq!(m.sample(5, &d).unwrap().dims(), [5, 1, 6, 6]);
-        assert_eq!(m.reconstruct(batch(&d).images).dims(), [8, 1, 6, 6]);
+        assert_eq!(m.reconstruct(batch(&d)).dims(), [8, 1, 6, 6]);
     }
 
     #[test]

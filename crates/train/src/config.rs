@@ -71,6 +71,9 @@ pub struct ExperimentConfig {
     /// KL annealing: how β ramps up over the first optimiser steps.
     #[serde(default)]
     pub kl_schedule: crate::KlSchedule,
+    /// How the KL enters the objective: plain, free bits, or capacity annealing.
+    #[serde(default)]
+    pub kl_penalty: crate::KlPenalty,
     /// Thresholds of the diagnostics.
     #[serde(default)]
     pub diagnostics: DiagnosticsConfig,
@@ -96,6 +99,7 @@ impl ExperimentConfig {
             data: DataConfig::mnist(None),
             optimizer: OptimizerConfig::default(),
             kl_schedule: Default::default(),
+            kl_penalty: Default::default(),
             diagnostics: DiagnosticsConfig::default(),
             device: None,
             version: None,
@@ -121,6 +125,7 @@ impl ExperimentConfig {
                 ..OptimizerConfig::default()
             },
             kl_schedule: Default::default(),
+            kl_penalty: Default::default(),
             diagnostics: DiagnosticsConfig::default(),
             device: None,
             version: None,
@@ -185,17 +190,24 @@ impl ExperimentConfig {
         self.data.validate().map_err(anyhow::Error::msg)?;
         self.diagnostics.validate().map_err(anyhow::Error::msg)?;
         self.kl_schedule.validate().map_err(anyhow::Error::msg)?;
+        self.kl_penalty.validate().map_err(anyhow::Error::msg)?;
         Ok(())
     }
 
     /// Fails when the model does not fit the data (e.g. a conv stack too deep for 28×28).
     pub fn check_shapes(&self) -> anyhow::Result<()> {
-        let arch = match &self.model {
-            ModelConfig::Ae(c) => &c.architecture,
-            ModelConfig::Vae(c) => &c.architecture,
-        };
-        if let Err(e) = arch.validate(Some(self.data.shape())) {
+        if let Err(e) = self.model.architecture().validate(Some(self.data.shape())) {
             bail!("{e}");
+        }
+        if let ModelConfig::Cvae(c) = &self.model
+            && c.num_classes != self.data.num_classes()
+        {
+            bail!(
+                "model.num_classes = {} but {} has {} classes",
+                c.num_classes,
+                self.data.name(),
+                self.data.num_classes()
+            );
         }
         Ok(())
     }

@@ -42,17 +42,19 @@ pub fn save_grid(images: Tensor<4>, cols: usize, zoom: usize, path: &Path) -> an
 }
 
 /// Latent traversal: for each dimension in `dims` (one row each), decode the posterior mean of
-/// `image` (`[1, c, h, w]`) with that dimension swept over `steps` values in [−3, 3].
+/// the image in `batch` (one image, with its label) with that dimension swept over `steps`
+/// values in [−3, 3].
 pub fn save_traversal<M: ae_core::Autoencoder>(
     model: &M,
-    image: Tensor<4>,
+    batch: ae_core::ImageBatch,
     dims: &[usize],
     steps: usize,
     path: &Path,
 ) -> anyhow::Result<()> {
-    let device = image.device();
+    let device = batch.images.device();
+    let label: i64 = batch.labels.clone().into_scalar::<i64>();
     let z0: Vec<f32> = model
-        .encode(image)
+        .encode(batch.images, batch.labels)
         .into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
@@ -71,5 +73,8 @@ pub fn save_traversal<M: ae_core::Autoencoder>(
         burn::tensor::TensorData::new(codes, [dims.len() * steps, latent]),
         &device,
     );
-    save_grid(model.decode(z), steps, 1, path)
+    let n = dims.len() * steps;
+    let labels =
+        Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(vec![label; n], [n]), &device);
+    save_grid(model.decode(z, labels), steps, 1, path)
 }

@@ -19,7 +19,7 @@ use crate::{
     ExperimentConfig, PlainRenderer, Trainable, device, save_grid, save_traversal, write_atomic,
 };
 use ae_core::Autoencoder;
-use ae_data::{ImageBatcher, ImageDataset};
+use ae_data::ImageDataset;
 use ae_metrics::{
     ActiveUnitsMetric, AeItem, CollapseAlarmMetric, CollapsedDimsMetric, EpochLog, EpochRow,
     EpochTracker, MeanMetric, Quantity, SplitKind,
@@ -307,7 +307,7 @@ fn first_valid_batch(
     let items = (0..n.min(valid.len()))
         .map(|i| valid.get(i).expect("in range"))
         .collect();
-    ImageBatcher::new(cfg.data.shape()).batch(items, device)
+    cfg.data.batcher().batch(items, device)
 }
 
 /// Trains `cfg` and writes a new run folder under `opts.out_dir`.
@@ -405,9 +405,14 @@ fn execute(
     let ad = device.clone().autodiff();
     let steps_per_epoch = train_ds.len().div_ceil(cfg.batch_size);
     let steps_done = checkpoint.unwrap_or(0) * steps_per_epoch;
-    let model = Trainable::new(cfg.model.init(shape, &ad), cfg.kl_schedule, steps_done);
+    let model = Trainable::new(
+        cfg.model.init(shape, &ad),
+        cfg.kl_schedule,
+        cfg.kl_penalty,
+        steps_done,
+    );
 
-    let batcher = ImageBatcher::new(shape);
+    let batcher = cfg.data.batcher();
     let train_loader = DataLoaderBuilder::new(batcher.clone())
         .batch_size(cfg.batch_size)
         .shuffle(cfg.seed)
@@ -461,6 +466,18 @@ fn execute(
         bail!("training failed: {err}");
     }
     let completed = log.last(SplitKind::Valid).map_or(0, |r| r.epoch);
+    if let Some(bad) = log
+        .rows()
+        .values()
+        .find(|r| r.values.get("loss").is_some_and(|v| !v.is_finite()))
+    {
+        bail!(
+            "training diverged: the loss is not finite at epoch {} (see {}/metrics.csv); lower \
+             optimizer.lr, set optimizer.grad_clip_norm, or check the likelihood against the data",
+            bad.epoch,
+            dir.display()
+        );
+    }
     if result.interrupted.is_some() || completed < cfg.epochs {
         println!(
             "interrupted after epoch {}; continue with: train --resume {}",
@@ -485,14 +502,16 @@ fn execute(
     // Figures: fixed images, fixed noise, so reruns give identical PNGs.
     device.seed(cfg.seed.wrapping_add(0x5EED));
     let batch = first_valid_batch(&valid_ds, &cfg, 10, &device);
-    let recon = model.reconstruct(batch.images.clone());
+    let recon = model.reconstruct(batch.clone());
     save_grid(
         Tensor::cat(vec![batch.images, recon], 0),
         10,
         2,
         &dir.join("reconstructions.png"),
     )?;
-    if let Some(samples) = model.sample(64, &device) {
+    // Conditional models: one row of 8 samples per class.
+    let n = model.num_classes().map_or(64, |k| 8 * k);
+    if let Some(samples) = model.sample(n, &device) {
         save_grid(samples, 8, 2, &dir.join("samples.png"))?;
     }
 
@@ -505,7 +524,7 @@ fn execute(
         dims.sort_by(|&a, &b| valid.kl_per_dim[b].total_cmp(&valid.kl_per_dim[a]));
         dims.truncate(10);
         if !dims.is_empty() {
-            let image = first_valid_batch(&valid_ds, &cfg, 1, &device).images;
+            let image = first_valid_batch(&valid_ds, &cfg, 1, &device);
             save_traversal(&model, image, &dims, 9, &dir.join("traversal.png"))?;
         }
     }

@@ -67,3 +67,70 @@ mod tests {
         assert_eq!(KlSchedule::Constant.factor(0), 1.0);
     }
 }
+
+/// How the KL term enters the training objective (remedies against posterior collapse).
+/// Validation figures always report the plain KL.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum KlPenalty {
+    /// β · KL.
+    #[default]
+    Plain,
+    /// Free bits (Kingma et al. 2016): β · Σ_j max(λ, E_batch KL_j). Each dimension may carry
+    /// λ nats per sample for free, so the optimiser gains nothing by switching it off.
+    FreeBits {
+        /// The per-dimension floor λ, nats.
+        lambda: f64,
+    },
+    /// Capacity annealing (Burgess et al. 2018): γ · |E_batch KL − C| with C rising linearly
+    /// from 0 to `max_capacity` nats over `steps` optimiser steps (β is not used).
+    Capacity {
+        /// Weight γ of the capacity term.
+        gamma: f64,
+        /// Final capacity C, nats.
+        max_capacity: f64,
+        /// Steps until C reaches `max_capacity`.
+        steps: usize,
+    },
+}
+
+impl KlPenalty {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), String> {
+        match *self {
+            KlPenalty::FreeBits { lambda } if !(lambda.is_finite() && lambda >= 0.0) => {
+                Err(format!("kl_penalty.lambda must be ≥ 0, got {lambda}"))
+            }
+            KlPenalty::Capacity {
+                gamma,
+                max_capacity,
+                steps,
+            } => {
+                if !(gamma.is_finite() && gamma >= 0.0) {
+                    Err(format!("kl_penalty.gamma must be ≥ 0, got {gamma}"))
+                } else if !(max_capacity.is_finite() && max_capacity >= 0.0) {
+                    Err(format!(
+                        "kl_penalty.max_capacity must be ≥ 0, got {max_capacity}"
+                    ))
+                } else if steps == 0 {
+                    Err("kl_penalty.steps must be at least 1".into())
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Capacity C at `step` (0 for the other penalties).
+    pub fn capacity(&self, step: usize) -> f64 {
+        match *self {
+            KlPenalty::Capacity {
+                max_capacity,
+                steps,
+                ..
+            } => max_capacity * (step as f64 / steps as f64).min(1.0),
+            _ => 0.0,
+        }
+    }
+}

@@ -95,8 +95,8 @@ impl SweepConfig {
         if self.jobs == 0 {
             bail!("jobs must be at least 1");
         }
-        if !matches!(self.base.model, ModelConfig::Vae(_)) {
-            bail!("base.model.family must be \"vae\" (a β sweep needs a KL term)");
+        if !self.base.model.has_prior() {
+            bail!("base.model.family must be \"vae\" or \"cvae\" (a β sweep needs a KL term)");
         }
         self.base
             .validate()
@@ -125,8 +125,10 @@ impl SweepConfig {
         let mut cfg = self.base.clone();
         cfg.name = format!("{}_{}", self.name, p.dir_name());
         cfg.seed = p.seed;
-        if let ModelConfig::Vae(v) = &mut cfg.model {
-            v.beta = p.beta;
+        match &mut cfg.model {
+            ModelConfig::Vae(v) => v.beta = p.beta,
+            ModelConfig::Cvae(v) => v.beta = p.beta,
+            ModelConfig::Ae(_) => {}
         }
         cfg
     }
