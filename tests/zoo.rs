@@ -116,6 +116,13 @@ fn every_family_passes_the_model_checklist() {
         let out = model.forward(batch.clone());
         assert_eq!(out.loss.dims(), [6], "{name}");
         assert_eq!(out.kl_per_dim.dims(), [6, 3], "{name}");
+        if let Some(c) = &out.codes {
+            assert_eq!(
+                c.indices.dims(),
+                [6, 4],
+                "{name}: one code per 2×2 position"
+            );
+        }
         assert_eq!(out.latent_mean.dims(), [6, 3], "{name}");
         assert_eq!(out.reconstruction.dims(), [6, 1, 8, 8], "{name}");
         let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
@@ -140,7 +147,10 @@ fn every_family_passes_the_model_checklist() {
         );
         match model.sample(4, &device) {
             Some(s) => assert_eq!(s.dims(), [4, 1, 8, 8], "{name}"),
-            None => assert_eq!(name, "ae", "only the plain AE has no prior"),
+            None => assert!(
+                name == "ae" || name.starts_with("vq_vae"),
+                "{name} has a prior"
+            ),
         }
         // Save / load round trip: identical deterministic outputs.
         let dir = tempfile::tempdir().unwrap();
@@ -265,4 +275,40 @@ fn a_cvae_generates_by_class_and_its_condition_changes_the_output() {
     let eights = model.decode(z, Tensor::ones([16], &device) * 8);
     let diff: f32 = (ones - eights).abs().mean().into_scalar();
     assert!(diff > 0.01, "mean |x(z,1) − x(z,8)| = {diff}");
+}
+
+#[test]
+fn a_vq_vae_reports_codebook_usage_and_refuses_to_sample_noise() {
+    let _g = training_lock();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = ExperimentConfig::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/vq_vae_mnist.toml"),
+    )
+    .unwrap();
+    cfg.epochs = 1;
+    cfg.data = ae::data::DataConfig::Mnist {
+        data_dir: Some(mnist_dir()),
+        train_limit: Some(1_000),
+        valid_limit: Some(300),
+        split_seed: 0,
+    };
+    let dir = train(cfg, &options(out.path())).unwrap().dir;
+    let s = summary(&dir);
+    let p = s["perplexity"].as_f64().unwrap();
+    assert!(p >= 1.0 && p <= 128.0, "{s}");
+    assert_eq!(
+        s["codes_used"].as_f64().unwrap() + s["dead_codes"].as_f64().unwrap(),
+        128.0
+    );
+    assert!(s["mse_per_pixel"].as_f64().unwrap() < 0.2);
+    assert!(!dir.join("samples.png").exists(), "no prior, no samples");
+    assert!(dir.join("reconstructions.png").is_file());
+    let header = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert!(
+        header
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with("perplexity,codes_used,dead_codes")
+    );
 }

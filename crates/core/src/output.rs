@@ -19,6 +19,18 @@ pub struct AeOutput {
     pub reconstruction: Tensor<4>,
     /// The β weighting the KL in `loss` (1 for a VAE, 0 for an AE).
     pub beta: f64,
+    /// Discrete models (VQ-VAE): the code index chosen at each latent position,
+    /// `[batch, positions]`, and the codebook size.
+    pub codes: Option<Codes>,
+}
+
+/// Code assignments of a vector-quantised model.
+#[derive(Clone, Debug)]
+pub struct Codes {
+    /// Chosen code per latent position, `[batch, positions]`.
+    pub indices: Tensor<2, Int>,
+    /// Number of codes K.
+    pub codebook_size: usize,
 }
 
 impl AeOutput {
@@ -52,6 +64,7 @@ impl AeOutput {
             latent_mean: self.latent_mean.without_autodiff(),
             reconstruction: self.reconstruction.without_autodiff(),
             beta: self.beta,
+            codes: self.codes,
         }
     }
 }

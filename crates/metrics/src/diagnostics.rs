@@ -425,8 +425,13 @@ pub struct CollapseVerdict {
 }
 
 /// The collapse rule: every dimension below the per-dim threshold, or total KL below the
-/// total threshold.
-pub fn collapse_verdict(mean_kl_per_dim: &[f64], cfg: &DiagnosticsConfig) -> CollapseVerdict {
+/// total threshold, or — when `active_units` is known — no active unit at all (the posterior
+/// mean does not depend on x, whatever KL the variances cost).
+pub fn collapse_verdict(
+    mean_kl_per_dim: &[f64],
+    active_units: Option<usize>,
+    cfg: &DiagnosticsConfig,
+) -> CollapseVerdict {
     let total: f64 = mean_kl_per_dim.iter().sum();
     let dead = collapsed_dims(mean_kl_per_dim, cfg.collapsed_dim_threshold);
     let n = mean_kl_per_dim.len();
@@ -446,6 +451,14 @@ pub fn collapse_verdict(mean_kl_per_dim: &[f64], cfg: &DiagnosticsConfig) -> Col
                 cfg.collapse_kl_threshold
             ),
         }
+    } else if active_units == Some(0) && n > 0 {
+        CollapseVerdict {
+            collapsed: true,
+            reason: format!(
+                "POSTERIOR COLLAPSE: no active unit, E[z|x] does not vary with x (KL {total:.2} \
+                 nats is spent on posterior variances only)"
+            ),
+        }
     } else {
         CollapseVerdict {
             collapsed: false,
@@ -462,6 +475,7 @@ pub struct CollapseAlarmMetric {
     cfg: DiagnosticsConfig,
     tracker: EpochTracker,
     kl: KlAccumulator,
+    moments: StreamingMoments,
 }
 
 impl CollapseAlarmMetric {
@@ -472,11 +486,13 @@ impl CollapseAlarmMetric {
             cfg,
             tracker,
             kl: Default::default(),
+            moments: Default::default(),
         }
     }
 
     fn verdict(&self) -> CollapseVerdict {
-        collapse_verdict(&self.kl.means(), &self.cfg)
+        let au = active_units(&self.moments.variance(), self.cfg.active_unit_threshold);
+        collapse_verdict(&self.kl.means(), Some(au), &self.cfg)
     }
 }
 
@@ -488,7 +504,7 @@ impl Metric for CollapseAlarmMetric {
     }
 
     fn description(&self) -> Option<String> {
-        Some("1 when the posterior has collapsed (q(z|x) ≈ p(z) for all x)".into())
+        Some("1 when the posterior has collapsed (q(z|x) ≈ p(z), or no longer depends on x)".into())
     }
 
     fn attributes(&self) -> MetricAttributes {
@@ -505,6 +521,7 @@ impl Metric for CollapseAlarmMetric {
         _: &MetricMetadata,
     ) -> Result<SerializedEntry, TensorReadError> {
         self.kl.update(&input.0);
+        self.moments.update(&input.0.latent_mean, input.0.latent);
         let v = self.verdict();
         let x = v.collapsed as u8 as f64;
         Ok(SerializedEntry::new(
@@ -525,6 +542,7 @@ impl Metric for CollapseAlarmMetric {
 
     fn clear(&mut self) {
         self.kl = KlAccumulator::default();
+        self.moments = StreamingMoments::default();
         self.tracker.advance();
     }
 }
@@ -538,6 +556,133 @@ impl Numeric for CollapseAlarmMetric {
     }
     fn final_value(&self) -> NumericEntry {
         NumericEntry::Final(self.verdict().collapsed as u8 as f64)
+    }
+}
+
+/// Which codebook-usage figure a [`CodebookMetric`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodebookFigure {
+    /// exp(−Σ p̄_k log p̄_k) of the epoch's code frequencies: 1 (one code) to K (uniform).
+    Perplexity,
+    /// Codes chosen at least once in the epoch.
+    CodesUsed,
+    /// Codes never chosen in the epoch.
+    DeadCodes,
+}
+
+impl CodebookFigure {
+    fn names(&self) -> (&'static str, &'static str) {
+        match self {
+            CodebookFigure::Perplexity => ("Perplexity", "perplexity"),
+            CodebookFigure::CodesUsed => ("Codes used", "codes_used"),
+            CodebookFigure::DeadCodes => ("Dead codes", "dead_codes"),
+        }
+    }
+}
+
+/// Codebook usage over the whole epoch (VQ models).
+#[derive(Clone)]
+pub struct CodebookMetric {
+    figure: CodebookFigure,
+    name: MetricName,
+    tracker: EpochTracker,
+    counts: Vec<u64>,
+}
+
+impl CodebookMetric {
+    /// A codebook metric of `figure`.
+    pub fn new(figure: CodebookFigure, tracker: EpochTracker) -> Self {
+        Self {
+            figure,
+            name: Arc::new(figure.names().0.to_string()),
+            tracker,
+            counts: Vec::new(),
+        }
+    }
+
+    fn value(&self) -> f64 {
+        codebook_figure(&self.counts, self.figure)
+    }
+}
+
+/// Perplexity, codes used or dead codes of code `counts`.
+pub fn codebook_figure(counts: &[u64], figure: CodebookFigure) -> f64 {
+    let total: u64 = counts.iter().sum();
+    let used = counts.iter().filter(|&&c| c > 0).count();
+    match figure {
+        CodebookFigure::Perplexity => {
+            if total == 0 {
+                return 0.0;
+            }
+            let h: f64 = counts
+                .iter()
+                .filter(|&&c| c > 0)
+                .map(|&c| {
+                    let p = c as f64 / total as f64;
+                    -p * p.ln()
+                })
+                .sum();
+            h.exp()
+        }
+        CodebookFigure::CodesUsed => used as f64,
+        CodebookFigure::DeadCodes => (counts.len() - used) as f64,
+    }
+}
+
+impl Metric for CodebookMetric {
+    type Input = DiagnosticsInput;
+
+    fn name(&self) -> MetricName {
+        self.name.clone()
+    }
+
+    fn attributes(&self) -> MetricAttributes {
+        NumericAttributes {
+            unit: None,
+            higher_is_better: self.figure != CodebookFigure::DeadCodes,
+        }
+        .into()
+    }
+
+    fn update(
+        &mut self,
+        input: &DiagnosticsInput,
+        _: &MetricMetadata,
+    ) -> Result<SerializedEntry, TensorReadError> {
+        let b = &input.0;
+        if self.counts.len() != b.codebook_size {
+            self.counts = vec![0; b.codebook_size];
+        }
+        for &c in &b.codes {
+            if let Some(slot) = self.counts.get_mut(c as usize) {
+                *slot += 1;
+            }
+        }
+        let v = self.value();
+        Ok(entry(&self.name, 1, v, v, false))
+    }
+
+    fn compute(&mut self) -> Result<SerializedEntry, TensorReadError> {
+        let v = self.value();
+        self.tracker.record(self.figure.names().1, v);
+        Ok(entry(&self.name, 1, v, v, true))
+    }
+
+    fn clear(&mut self) {
+        self.counts.iter_mut().for_each(|c| *c = 0);
+        self.tracker.advance();
+    }
+}
+
+impl Numeric for CodebookMetric {
+    fn value(&self) -> Option<NumericEntry> {
+        Some(NumericEntry::Value(CodebookMetric::value(self)))
+    }
+    fn running_value(&self) -> Option<NumericEntry> {
+        Some(NumericEntry::Value(CodebookMetric::value(self)))
+    }
+    fn final_value(&self) -> NumericEntry {
+        NumericEntry::Final(CodebookMetric::value(self))
     }
 }
 
@@ -576,6 +721,8 @@ mod tests {
             kl: kl_sum,
             kl_per_dim: kl,
             latent_mean: mean,
+            codes: Vec::new(),
+            codebook_size: 0,
         }))
     }
 
@@ -612,10 +759,17 @@ mod tests {
     #[test]
     fn alarm_fires_on_forced_collapse_only() {
         let cfg = DiagnosticsConfig::default();
-        assert!(!collapse_verdict(&[0.5, 0.001, 0.2], &cfg).collapsed);
-        assert!(collapse_verdict(&[0.001, 0.002, 0.0], &cfg).collapsed);
+        assert!(!collapse_verdict(&[0.5, 0.001, 0.2], Some(2), &cfg).collapsed);
+        assert!(collapse_verdict(&[0.001, 0.002, 0.0], Some(3), &cfg).collapsed);
         // Every dim just above the per-dim floor but the total still tiny.
-        assert!(collapse_verdict(&[0.02, 0.02, 0.02], &cfg).collapsed);
+        assert!(collapse_verdict(&[0.02, 0.02, 0.02], None, &cfg).collapsed);
+        // Plenty of KL, but spent on variances: no active unit.
+        let v = collapse_verdict(&[3.0, 2.0, 1.0], Some(0), &cfg);
+        assert!(
+            v.collapsed && v.reason.contains("no active unit"),
+            "{}",
+            v.reason
+        );
 
         let log = EpochLog::default();
         let mut m =
@@ -633,6 +787,16 @@ mod tests {
             log.last(SplitKind::Valid).unwrap().values["posterior_collapse"],
             1.0
         );
+    }
+
+    #[test]
+    fn codebook_figures_by_hand() {
+        // Uniform over 4 of 8 codes: perplexity 4, 4 used, 4 dead; one code: perplexity 1.
+        let c = [5, 5, 0, 5, 0, 5, 0, 0];
+        assert!((codebook_figure(&c, CodebookFigure::Perplexity) - 4.0).abs() < 1e-9);
+        assert_eq!(codebook_figure(&c, CodebookFigure::CodesUsed), 4.0);
+        assert_eq!(codebook_figure(&c, CodebookFigure::DeadCodes), 4.0);
+        assert!((codebook_figure(&[9, 0, 0], CodebookFigure::Perplexity) - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub struct HostBatch {
     pub kl_per_dim: Vec<f32>,
     /// Posterior means, row-major `[batch, latent]`.
     pub latent_mean: Vec<f32>,
+    /// Code indices of a VQ model (empty otherwise).
+    pub codes: Vec<i64>,
+    /// Codebook size of a VQ model (0 otherwise).
+    pub codebook_size: usize,
 }
 
 /// The training/validation step output handed to burn-train.
@@ -58,6 +62,16 @@ impl AeItem {
             kl: vec(out.kl.try_into_data())?,
             kl_per_dim: vec(out.kl_per_dim.try_into_data())?,
             latent_mean: vec(out.latent_mean.try_into_data())?,
+            codebook_size: out.codes.as_ref().map_or(0, |c| c.codebook_size),
+            codes: match out.codes {
+                Some(c) => c
+                    .indices
+                    .try_into_data()?
+                    .convert::<i64>()
+                    .try_to_vec::<i64>()
+                    .expect("converted to i64"),
+                None => Vec::new(),
+            },
         })
     }
 

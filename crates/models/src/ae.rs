@@ -77,6 +77,7 @@ impl Autoencoder for Ae {
             latent_mean: z,
             reconstruction: self.likelihood.mean(params),
             beta: 0.0,
+            codes: None,
         }
     }
 

@@ -122,6 +122,7 @@ impl Autoencoder for Cvae {
             latent_mean: q.mean,
             reconstruction: self.likelihood.mean(params),
             beta: self.beta,
+            codes: None,
         }
     }
 

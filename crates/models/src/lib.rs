@@ -3,6 +3,8 @@
 //! - [`ae`]: deterministic autoencoder.
 //! - [`vae`]: variational autoencoder with β (β = 1: VAE; β ≠ 1: β-VAE).
 //! - [`cvae`]: conditional VAE, q(z|x,c) and p(x|z,c) with a one-hot class c.
+//! - [`skip_vae`]: VAE with U-Net skips into the decoder, plain (collapses) or FiLM-gated by z.
+//! - [`vq_vae`]: VQ-VAE with straight-through codebook, optional EMA and dead-code restarts.
 //! - [`nets`]: the encoder and decoder networks (MLP, conv for 28×28 and 64×64).
 //!
 //! [`ModelConfig`] is the tagged union experiment configs hold; [`Model`] is the matching
@@ -14,14 +16,18 @@
 pub mod ae;
 pub mod cvae;
 pub mod nets;
+pub mod skip_vae;
 pub mod vae;
+pub mod vq_vae;
 
 use ae::{Ae, AeConfig};
 use ae_core::{AeOutput, Autoencoder, ImageBatch, ImageShape};
 use burn::prelude::*;
 use cvae::{Cvae, CvaeConfig};
 use serde::{Deserialize, Serialize};
+use skip_vae::{SkipVae, SkipVaeConfig};
 use vae::{Vae, VaeConfig};
+use vq_vae::{VqVae, VqVaeConfig};
 
 /// Any model family, as written in an experiment config (`family = "vae"`, ...).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +39,10 @@ pub enum ModelConfig {
     Vae(VaeConfig),
     /// Conditional VAE.
     Cvae(CvaeConfig),
+    /// VQ-VAE.
+    VqVae(VqVaeConfig),
+    /// VAE with skip connections into the decoder (plain or FiLM-gated).
+    SkipVae(SkipVaeConfig),
 }
 
 impl ModelConfig {
@@ -42,6 +52,8 @@ impl ModelConfig {
             ModelConfig::Ae(c) => Model::Ae(c.init(shape, device)),
             ModelConfig::Vae(c) => Model::Vae(c.init(shape, device)),
             ModelConfig::Cvae(c) => Model::Cvae(c.init(shape, device)),
+            ModelConfig::VqVae(c) => Model::VqVae(c.init(shape, device)),
+            ModelConfig::SkipVae(c) => Model::SkipVae(c.init(shape, device)),
         }
     }
 
@@ -51,6 +63,8 @@ impl ModelConfig {
             ModelConfig::Ae(c) => c.validate(),
             ModelConfig::Vae(c) => c.validate(),
             ModelConfig::Cvae(c) => c.validate(),
+            ModelConfig::VqVae(c) => c.validate(),
+            ModelConfig::SkipVae(c) => c.validate(),
         }
     }
 
@@ -60,29 +74,47 @@ impl ModelConfig {
             ModelConfig::Ae(c) => c.latent_dim,
             ModelConfig::Vae(c) => c.latent_dim,
             ModelConfig::Cvae(c) => c.latent_dim,
+            ModelConfig::VqVae(c) => c.code_dim,
+            ModelConfig::SkipVae(c) => c.latent_dim,
         }
     }
 
     /// β weighting the KL term (0 for an AE).
     pub fn beta(&self) -> f64 {
         match self {
-            ModelConfig::Ae(_) => 0.0,
+            ModelConfig::Ae(_) | ModelConfig::VqVae(_) => 0.0,
             ModelConfig::Vae(c) => c.beta,
             ModelConfig::Cvae(c) => c.beta,
+            ModelConfig::SkipVae(c) => c.beta,
         }
     }
 
     /// Whether the model has a prior to sample from.
     pub fn has_prior(&self) -> bool {
-        matches!(self, ModelConfig::Vae(_) | ModelConfig::Cvae(_))
+        matches!(
+            self,
+            ModelConfig::Vae(_) | ModelConfig::Cvae(_) | ModelConfig::SkipVae(_)
+        )
     }
 
-    /// The encoder/decoder architecture.
-    pub fn architecture(&self) -> &nets::Architecture {
+    /// Checks that the model fits images of `shape`.
+    pub fn check_shape(&self, shape: ImageShape) -> Result<(), String> {
         match self {
-            ModelConfig::Ae(c) => &c.architecture,
-            ModelConfig::Vae(c) => &c.architecture,
-            ModelConfig::Cvae(c) => &c.architecture,
+            ModelConfig::Ae(c) => c.architecture.validate(Some(shape)),
+            ModelConfig::Vae(c) => c.architecture.validate(Some(shape)),
+            ModelConfig::Cvae(c) => c.architecture.validate(Some(shape)),
+            ModelConfig::VqVae(VqVaeConfig { channels, .. })
+            | ModelConfig::SkipVae(SkipVaeConfig { channels, .. }) => {
+                let f = 1 << channels.len();
+                if shape.height % f != 0 || shape.width % f != 0 {
+                    Err(format!(
+                        "model.channels: {} stride-2 layers need height and width divisible by {f}",
+                        channels.len()
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 
@@ -92,6 +124,8 @@ impl ModelConfig {
             ModelConfig::Ae(_) => "ae",
             ModelConfig::Vae(_) => "vae",
             ModelConfig::Cvae(_) => "cvae",
+            ModelConfig::VqVae(_) => "vq_vae",
+            ModelConfig::SkipVae(_) => "skip_vae",
         }
     }
 }
@@ -105,6 +139,10 @@ pub enum Model {
     Vae(Vae),
     /// Conditional VAE.
     Cvae(Cvae),
+    /// VQ-VAE.
+    VqVae(VqVae),
+    /// VAE with skip connections into the decoder.
+    SkipVae(SkipVae),
 }
 
 impl Autoencoder for Model {
@@ -113,6 +151,8 @@ impl Autoencoder for Model {
             Model::Ae(m) => m.forward(batch),
             Model::Vae(m) => m.forward(batch),
             Model::Cvae(m) => m.forward(batch),
+            Model::VqVae(m) => m.forward(batch),
+            Model::SkipVae(m) => m.forward(batch),
         }
     }
 
@@ -121,6 +161,8 @@ impl Autoencoder for Model {
             Model::Ae(m) => m.encode(images, labels),
             Model::Vae(m) => m.encode(images, labels),
             Model::Cvae(m) => m.encode(images, labels),
+            Model::VqVae(m) => m.encode(images, labels),
+            Model::SkipVae(m) => m.encode(images, labels),
         }
     }
 
@@ -129,6 +171,19 @@ impl Autoencoder for Model {
             Model::Ae(m) => m.decode(z, labels),
             Model::Vae(m) => m.decode(z, labels),
             Model::Cvae(m) => m.decode(z, labels),
+            Model::VqVae(m) => m.decode(z, labels),
+            Model::SkipVae(m) => m.decode(z, labels),
+        }
+    }
+
+    fn reconstruct(&self, batch: ImageBatch) -> Tensor<4> {
+        match self {
+            Model::VqVae(m) => m.reconstruct(batch),
+            Model::SkipVae(m) => m.reconstruct(batch),
+            _ => {
+                let z = self.encode(batch.images, batch.labels.clone());
+                self.decode(z, batch.labels)
+            }
         }
     }
 
@@ -144,6 +199,8 @@ impl Autoencoder for Model {
             Model::Ae(m) => m.sample(n, device),
             Model::Vae(m) => m.sample(n, device),
             Model::Cvae(m) => m.sample(n, device),
+            Model::VqVae(m) => m.sample(n, device),
+            Model::SkipVae(m) => m.sample(n, device),
         }
     }
 
@@ -152,6 +209,8 @@ impl Autoencoder for Model {
             Model::Ae(m) => m.latent_dim(),
             Model::Vae(m) => m.latent_dim(),
             Model::Cvae(m) => m.latent_dim(),
+            Model::VqVae(m) => m.latent_dim(),
+            Model::SkipVae(m) => m.latent_dim(),
         }
     }
 }

@@ -166,6 +166,7 @@ impl Autoencoder for Vae {
             latent_mean: q.mean,
             reconstruction: self.likelihood.mean(params),
             beta: self.beta,
+            codes: None,
         }
     }
 

@@ -196,7 +196,7 @@ impl ExperimentConfig {
 
     /// Fails when the model does not fit the data (e.g. a conv stack too deep for 28×28).
     pub fn check_shapes(&self) -> anyhow::Result<()> {
-        if let Err(e) = self.model.architecture().validate(Some(self.data.shape())) {
+        if let Err(e) = self.model.check_shape(self.data.shape()) {
             bail!("{e}");
         }
         if let ModelConfig::Cvae(c) = &self.model

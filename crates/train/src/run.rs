@@ -21,8 +21,8 @@ use crate::{
 use ae_core::Autoencoder;
 use ae_data::ImageDataset;
 use ae_metrics::{
-    ActiveUnitsMetric, AeItem, CollapseAlarmMetric, CollapsedDimsMetric, EpochLog, EpochRow,
-    EpochTracker, MeanMetric, Quantity, SplitKind,
+    ActiveUnitsMetric, AeItem, CodebookFigure, CodebookMetric, CollapseAlarmMetric,
+    CollapsedDimsMetric, EpochLog, EpochRow, EpochTracker, MeanMetric, Quantity, SplitKind,
 };
 use anyhow::{Context, bail};
 use burn::data::dataloader::DataLoaderBuilder;
@@ -164,11 +164,24 @@ const COLUMNS: [&str; 7] = [
     "collapsed_dims",
     "posterior_collapse",
 ];
+/// Extra columns of VQ models.
+const CODEBOOK_COLUMNS: [&str; 3] = ["perplexity", "codes_used", "dead_codes"];
 
 /// Renders the epoch log as `metrics.csv`.
-pub fn metrics_csv(rows: &BTreeMap<(usize, SplitKind), EpochRow>, latent: usize) -> String {
+pub fn metrics_csv(
+    rows: &BTreeMap<(usize, SplitKind), EpochRow>,
+    latent: usize,
+    codebook: bool,
+) -> String {
+    let columns: Vec<&str> = COLUMNS
+        .iter()
+        .chain(if codebook { &CODEBOOK_COLUMNS[..] } else { &[] })
+        .copied()
+        .collect();
+    // A VQ model has no KL, so no per-dimension KL columns.
+    let latent = if codebook { 0 } else { latent };
     let mut s = String::from("epoch,split");
-    for c in COLUMNS {
+    for c in &columns {
         s.push(',');
         s.push_str(c);
     }
@@ -178,9 +191,9 @@ pub fn metrics_csv(rows: &BTreeMap<(usize, SplitKind), EpochRow>, latent: usize)
     s.push('\n');
     for ((epoch, split), row) in rows {
         s.push_str(&format!("{epoch},{}", split.as_str()));
-        for c in COLUMNS {
+        for c in &columns {
             s.push(',');
-            if let Some(v) = row.values.get(c) {
+            if let Some(v) = row.values.get(*c) {
                 s.push_str(&v.to_string());
             }
         }
@@ -262,11 +275,23 @@ fn register_metrics(
         ] {
             st = add(st, split, MeanMetric::new(q, t()));
         }
-        st = add(
-            st,
-            split,
-            ActiveUnitsMetric::new(cfg.diagnostics.active_unit_threshold, t()),
-        );
+        if !is_vq(cfg) {
+            // Active units read a posterior mean; a VQ code map has none (see Codes used).
+            st = add(
+                st,
+                split,
+                ActiveUnitsMetric::new(cfg.diagnostics.active_unit_threshold, t()),
+            );
+        }
+        if is_vq(cfg) {
+            for f in [
+                CodebookFigure::Perplexity,
+                CodebookFigure::CodesUsed,
+                CodebookFigure::DeadCodes,
+            ] {
+                st = add(st, split, CodebookMetric::new(f, t()));
+            }
+        }
         if has_prior {
             st = add(
                 st,
@@ -281,6 +306,10 @@ fn register_metrics(
         }
     }
     st
+}
+
+fn is_vq(cfg: &ExperimentConfig) -> bool {
+    matches!(cfg.model, ae_models::ModelConfig::VqVae(_))
 }
 
 fn optimizer(cfg: &ExperimentConfig) -> AdamConfig {
@@ -426,6 +455,7 @@ fn execute(
         .build(valid_ds.clone());
 
     let latent = cfg.model.latent_dim();
+    let codebook = is_vq(&cfg);
     let csv_path = dir.join("metrics.csv");
     let previous = match (checkpoint, std::fs::read_to_string(&csv_path)) {
         (Some(n), Ok(text)) => parse_metrics_csv(&text, n),
@@ -434,7 +464,8 @@ fn execute(
     let log = EpochLog::new(
         previous,
         Some(Box::new(move |rows| {
-            if let Err(e) = write_atomic(&csv_path, metrics_csv(rows, latent).as_bytes()) {
+            if let Err(e) = write_atomic(&csv_path, metrics_csv(rows, latent, codebook).as_bytes())
+            {
                 eprintln!("warning: cannot write metrics.csv: {e}");
             }
         })),
@@ -536,7 +567,7 @@ fn execute(
     let epochs_run = cfg.epochs + 1 - first_epoch;
     let get = |r: &EpochRow, k: &str| r.values.get(k).copied();
     let collapse = get(&valid, "posterior_collapse").unwrap_or(0.0) > 0.5;
-    let summary = serde_json::json!({
+    let mut summary = serde_json::json!({
         "experiment": cfg.name,
         "family": cfg.model.family(),
         "dataset": cfg.data.name(),
@@ -561,12 +592,31 @@ fn execute(
         "seed": cfg.seed,
         "version": env!("CARGO_PKG_VERSION"),
     });
+    if codebook {
+        let pixels = cfg.data.shape().numel() as f64;
+        summary["units"] =
+            "recon = squared error summed over pixels (no KL: discrete codes)".into();
+        summary["mse_per_pixel"] = get(&valid, "recon").map(|r| r / pixels).into();
+        for c in CODEBOOK_COLUMNS {
+            summary[c] = get(&valid, c).into();
+        }
+        println!(
+            "codebook: perplexity {:.1}, {} of {} codes used; MSE/pixel {:.5}",
+            get(&valid, "perplexity").unwrap_or(f64::NAN),
+            get(&valid, "codes_used").unwrap_or(f64::NAN),
+            match &cfg.model {
+                ae_models::ModelConfig::VqVae(v) => v.codebook_size,
+                _ => 0,
+            },
+            get(&valid, "recon").unwrap_or(f64::NAN) / pixels
+        );
+    }
     write_atomic(
         &dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     println!(
-        "done in {train_seconds:.1}s: valid loss {:.3} (recon {:.3} + KL {:.3}) nats/sample, {} active units of {latent}",
+        "done in {train_seconds:.1}s: valid loss {:.3} (recon {:.3} + KL {:.3}) per sample, {} active units of {latent}",
         get(&valid, "loss").unwrap_or(f64::NAN),
         get(&valid, "recon").unwrap_or(f64::NAN),
         get(&valid, "kl").unwrap_or(0.0),

@@ -128,7 +128,8 @@ impl SweepConfig {
         match &mut cfg.model {
             ModelConfig::Vae(v) => v.beta = p.beta,
             ModelConfig::Cvae(v) => v.beta = p.beta,
-            ModelConfig::Ae(_) => {}
+            ModelConfig::SkipVae(v) => v.beta = p.beta,
+            ModelConfig::Ae(_) | ModelConfig::VqVae(_) => {}
         }
         cfg
     }

@@ -1,0 +1,344 @@
+//! VQ-VAE (van den Oord et al. 2017): a conv encoder whose output vectors are snapped to the
+//! nearest of K codebook vectors, a straight-through gradient, and
+//! loss = recon + ‖sg[z_e] − e‖² + β_commit ‖z_e − sg[e]‖² (β_commit = 0.25).
+//!
+//! Options: EMA codebook updates (decay 0.99, Laplace-smoothed counts; the codebook term then
+//! leaves the loss) and restarting dead codes from encoder outputs of the current batch (EMA
+//! codebooks only: restarts write the codebook, which the optimiser owns otherwise).
+//!
+//! Units: the reconstruction term is the squared error summed over pixels (the reference
+//! reports MSE per pixel = recon / pixels); the VQ terms are means over latent elements scaled
+//! by the number of pixels, so that `loss` = pixels × (MSE + codebook + β·commitment), the
+//! reference objective up to a constant factor. There is no KL: with a uniform prior over codes
+//! it is the constant log K per position.
+//!
+//! Prior sampling is **not defined** without a learned prior over codes (the paper fits a
+//! PixelCNN): [`Autoencoder::sample`] returns `None` rather than decoding uniform noise.
+use ae_core::{AeOutput, Autoencoder, Codes, ImageBatch, ImageShape};
+use burn::module::{Param, RunningState};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::{relu, sigmoid};
+use serde::{Deserialize, Serialize};
+
+fn default_commitment() -> f64 {
+    0.25
+}
+
+/// EMA codebook settings.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmaConfig {
+    /// Decay γ of the moving averages (0.99).
+    pub decay: f64,
+    /// Restart codes whose EMA count falls below this many assignments (0 = never).
+    #[serde(default)]
+    pub restart_below: f64,
+}
+
+/// Configuration of a [`VqVae`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VqVaeConfig {
+    /// Number of codes K.
+    pub codebook_size: usize,
+    /// Dimension D of each code.
+    pub code_dim: usize,
+    /// Output channels of the stride-2 4×4 conv layers (each halves the image).
+    pub channels: Vec<usize>,
+    /// Weight of the commitment term.
+    #[serde(default = "default_commitment")]
+    pub commitment: f64,
+    /// EMA codebook updates (absent: the codebook is learnt by gradient).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<EmaConfig>,
+}
+
+impl VqVaeConfig {
+    /// The reference MNIST VQ-VAE: conv 1→32→64 (k4 s2), 1×1 to D = 64, K = 128, β = 0.25.
+    pub fn mnist_reference() -> Self {
+        Self {
+            codebook_size: 128,
+            code_dim: 64,
+            channels: vec![32, 64],
+            commitment: 0.25,
+            ema: None,
+        }
+    }
+
+    /// Checks hyper-parameters.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.codebook_size < 2 || self.code_dim == 0 {
+            return Err("model.codebook_size must be ≥ 2 and model.code_dim ≥ 1".into());
+        }
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return Err("model.channels must list positive channel counts".into());
+        }
+        if !(self.commitment >= 0.0 && self.commitment.is_finite()) {
+            return Err(format!(
+                "model.commitment must be ≥ 0, got {}",
+                self.commitment
+            ));
+        }
+        if let Some(e) = self.ema
+            && !(e.decay > 0.0 && e.decay < 1.0 && e.restart_below >= 0.0)
+        {
+            return Err(format!(
+                "model.ema.decay must be in (0, 1), got {}",
+                e.decay
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the model for images of `shape`.
+    pub fn init(&self, shape: ImageShape, device: &Device) -> VqVae {
+        let conv = |i, o| {
+            Conv2dConfig::new([i, o], [4, 4])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        let mut encoder = Vec::new();
+        let mut c = shape.channels;
+        for &o in &self.channels {
+            encoder.push(conv(c, o));
+            c = o;
+        }
+        let last = c;
+        let to_code = Conv2dConfig::new([last, self.code_dim], [1, 1]).init(device);
+        let from_code = Conv2dConfig::new([self.code_dim, last], [1, 1]).init(device);
+        let outs: Vec<usize> = self
+            .channels
+            .iter()
+            .rev()
+            .skip(1)
+            .copied()
+            .chain([shape.channels])
+            .collect();
+        let mut decoder = Vec::new();
+        let mut c = last;
+        for o in outs {
+            decoder.push(
+                ConvTranspose2dConfig::new([c, o], [4, 4])
+                    .with_stride([2, 2])
+                    .with_padding([1, 1])
+                    .init(device),
+            );
+            c = o;
+        }
+        let (k, d) = (self.codebook_size, self.code_dim);
+        let bound = 1.0 / k as f64;
+        let codebook = Tensor::<2>::random([k, d], Distribution::Uniform(-bound, bound), device);
+        let ema = self.ema.map(|_| EmaState {
+            codebook: RunningState::new(codebook.clone()),
+            cluster_size: RunningState::new(Tensor::zeros([k], device)),
+            embed_sum: RunningState::new(codebook.clone()),
+        });
+        VqVae {
+            encoder,
+            to_code,
+            from_code,
+            decoder,
+            codebook: Param::from_tensor(codebook),
+            ema,
+            codebook_size: k,
+            code_dim: d,
+            commitment: self.commitment,
+            decay: self.ema.map_or(0.0, |e| e.decay),
+            restart_below: self.ema.map_or(0.0, |e| e.restart_below),
+            map_side: [
+                shape.height >> self.channels.len(),
+                shape.width >> self.channels.len(),
+            ],
+        }
+    }
+}
+
+/// Moving averages of an EMA codebook (recorded with the module, like batch-norm statistics).
+#[derive(Module, Debug)]
+pub struct EmaState {
+    codebook: RunningState<Tensor<2>>,
+    cluster_size: RunningState<Tensor<1>>,
+    embed_sum: RunningState<Tensor<2>>,
+}
+
+/// VQ-VAE.
+#[derive(Module, Debug)]
+pub struct VqVae {
+    encoder: Vec<Conv2d>,
+    to_code: Conv2d,
+    from_code: Conv2d,
+    decoder: Vec<ConvTranspose2d>,
+    codebook: Param<Tensor<2>>,
+    ema: Option<EmaState>,
+    codebook_size: usize,
+    code_dim: usize,
+    commitment: f64,
+    decay: f64,
+    restart_below: f64,
+    map_side: [usize; 2],
+}
+
+impl VqVae {
+    /// Encoder output z_e, `[batch, code_dim, h, w]`.
+    fn encode_continuous(&self, images: Tensor<4>) -> Tensor<4> {
+        let mut h = images;
+        for conv in &self.encoder {
+            h = relu(conv.forward(h));
+        }
+        self.to_code.forward(h)
+    }
+
+    /// The codebook in use, `[K, D]`.
+    pub fn codebook(&self) -> Tensor<2> {
+        match &self.ema {
+            Some(e) => e.codebook.value(),
+            None => self.codebook.val(),
+        }
+    }
+
+    /// Nearest codes of rows `z` (`[M, D]`): indices `[M]`.
+    fn nearest(&self, z: Tensor<2>, codebook: Tensor<2>) -> Tensor<1, Int> {
+        let d2 = z.clone().square().sum_dim(1) - z.matmul(codebook.clone().transpose()) * 2.0
+            + codebook.square().sum_dim(1).transpose(); // [M, K]
+        d2.argmin(1).squeeze_dim(1)
+    }
+
+    fn decode_codes(&self, z: Tensor<4>) -> Tensor<4> {
+        let mut h = relu(self.from_code.forward(z));
+        let last = self.decoder.len() - 1;
+        for (i, deconv) in self.decoder.iter().enumerate() {
+            h = deconv.forward(h);
+            if i < last {
+                h = relu(h);
+            }
+        }
+        h
+    }
+
+    /// Updates the EMA codebook from one training batch and restarts dead codes.
+    fn ema_update(&self, ema: &EmaState, z: Tensor<2>, one_hot: Tensor<2>) {
+        let z = z.detach();
+        let g = self.decay;
+        let counts = one_hot.clone().sum_dim(0).squeeze_dim::<1>(0); // [K]
+        let sums = one_hot.transpose().matmul(z.clone()); // [K, D]
+        let cluster = ema.cluster_size.value_sync() * g + counts * (1.0 - g);
+        let embed = ema.embed_sum.value_sync() * g + sums * (1.0 - g);
+        // Laplace smoothing keeps never-used codes from dividing by zero.
+        let n = cluster.clone().sum();
+        let k = self.codebook_size as f64;
+        let smoothed = (cluster.clone() + 1e-5) / (n.clone() + k * 1e-5) * n;
+        let mut codebook = embed.clone() / smoothed.unsqueeze_dim::<2>(1);
+        let (mut cluster, mut embed) = (cluster, embed);
+        if self.restart_below > 0.0 {
+            // Dead codes take the value of random encoder outputs of this batch.
+            let dead = cluster.clone().lower_elem(self.restart_below); // [K]
+            let [m, _] = z.dims();
+            let picks = Tensor::<1, Int>::random(
+                [self.codebook_size],
+                Distribution::Uniform(0.0, m as f64),
+                &z.device(),
+            );
+            let fresh = z.select(0, picks); // [K, D]
+            let dead2 = dead
+                .clone()
+                .unsqueeze_dim::<2>(1)
+                .expand([self.codebook_size, self.code_dim]);
+            codebook = codebook.mask_where(dead2.clone(), fresh.clone());
+            embed = embed.mask_where(dead2, fresh);
+            cluster = cluster.mask_fill(dead, 1.0);
+        }
+        ema.cluster_size.update(cluster.detach());
+        ema.embed_sum.update(embed.detach());
+        ema.codebook.update(codebook.detach());
+    }
+}
+
+impl Autoencoder for VqVae {
+    fn forward(&self, batch: ImageBatch) -> AeOutput {
+        let x = batch.images;
+        let [b, c, h, w] = x.dims();
+        let ze = self.encode_continuous(x.clone()); // [b, D, h', w']
+        let [_, d, hh, ww] = ze.dims();
+        let positions = hh * ww;
+        let z = ze.clone().permute([0, 2, 3, 1]).reshape([b * positions, d]); // [M, D]
+        let codebook = self.codebook();
+        let idx = self.nearest(z.clone().detach(), codebook.clone().detach()); // [M]
+        let one_hot = crate::cvae::one_hot(idx.clone(), self.codebook_size); // [M, K]
+        let zq = one_hot.clone().matmul(codebook); // [M, D]; gradient reaches the codebook
+        let per_sample = |t: Tensor<2>| {
+            t.reshape([b, positions * d])
+                .mean_dim(1)
+                .squeeze_dim::<1>(1)
+        };
+        let codebook_loss = per_sample((zq.clone() - z.clone().detach()).square());
+        let commit_loss = per_sample((z.clone() - zq.clone().detach()).square());
+        if let Some(ema) = &self.ema
+            && z.device().is_autodiff()
+        {
+            self.ema_update(ema, z.clone(), one_hot);
+        }
+        // Straight-through: the decoder sees z_q, the encoder gets the decoder's gradient.
+        let zst = z.clone() + (zq - z).detach();
+        let zst = zst.reshape([b, hh, ww, d]).permute([0, 3, 1, 2]);
+        let logits = self.decode_codes(zst);
+        let recon = sigmoid(logits);
+        let pixels = (c * h * w) as f64;
+        let recon_loss = (recon.clone() - x)
+            .square()
+            .reshape([b, c * h * w])
+            .sum_dim(1)
+            .squeeze_dim::<1>(1);
+        let vq = if self.ema.is_some() {
+            commit_loss * self.commitment
+        } else {
+            codebook_loss + commit_loss * self.commitment
+        };
+        let device = recon.device();
+        AeOutput {
+            loss: recon_loss.clone() + vq * pixels,
+            recon_loss,
+            kl: Tensor::zeros([b], &device),
+            kl_per_dim: Tensor::zeros([b, d], &device),
+            latent_mean: ze.mean_dims(&[2, 3]).reshape([b, d]),
+            reconstruction: recon,
+            beta: 0.0,
+            codes: Some(Codes {
+                indices: idx.reshape([b, positions]),
+                codebook_size: self.codebook_size,
+            }),
+        }
+    }
+
+    fn encode(&self, images: Tensor<4>, _labels: Tensor<1, Int>) -> Tensor<2> {
+        let [b, ..] = images.dims();
+        let ze = self.encode_continuous(images);
+        let [_, d, _, _] = ze.dims();
+        ze.mean_dims(&[2, 3]).reshape([b, d])
+    }
+
+    /// Decodes one code vector per image (`[n, D]`) repeated at every latent position. A
+    /// VQ-VAE's latent is a map of codes; this is the closest reading of a vector code.
+    fn decode(&self, z: Tensor<2>, _labels: Tensor<1, Int>) -> Tensor<4> {
+        let [n, d] = z.dims();
+        let [hh, ww] = self.map_side;
+        let map = z.reshape([n, d, 1, 1]).expand([n, d, hh, ww]);
+        sigmoid(self.decode_codes(map))
+    }
+
+    fn reconstruct(&self, batch: ImageBatch) -> Tensor<4> {
+        self.forward(batch).reconstruction
+    }
+
+    /// `None`: a VQ-VAE has no prior to sample from until a prior over codes is learnt.
+    fn sample(&self, _n: usize, _device: &Device) -> Option<Tensor<4>> {
+        None
+    }
+
+    fn latent_dim(&self) -> usize {
+        self.code_dim
+    }
+}
