@@ -295,7 +295,7 @@ fn a_vq_vae_reports_codebook_usage_and_refuses_to_sample_noise() {
     let dir = train(cfg, &options(out.path())).unwrap().dir;
     let s = summary(&dir);
     let p = s["perplexity"].as_f64().unwrap();
-    assert!(p >= 1.0 && p <= 128.0, "{s}");
+    assert!((1.0..=128.0).contains(&p), "{s}");
     assert_eq!(
         s["codes_used"].as_f64().unwrap() + s["dead_codes"].as_f64().unwrap(),
         128.0
@@ -311,4 +311,30 @@ fn a_vq_vae_reports_codebook_usage_and_refuses_to_sample_noise() {
             .unwrap()
             .ends_with("perplexity,codes_used,dead_codes")
     );
+}
+
+#[test]
+fn plain_skips_collapse_the_posterior_and_film_gated_skips_do_not() {
+    let _g = training_lock();
+    let out = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let mut cfg = ExperimentConfig::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("assets/configs/{name}.toml")),
+        )
+        .unwrap();
+        cfg.data = ae::data::DataConfig::Mnist {
+            data_dir: Some(mnist_dir()),
+            train_limit: Some(4_000),
+            valid_limit: Some(2_000),
+            split_seed: 0,
+        };
+        summary(&train(cfg, &options(out.path())).unwrap().dir)
+    };
+    let plain = run("skip_vae_mnist");
+    assert_eq!(plain["posterior_collapse"], true, "{plain}");
+    assert_eq!(plain["active_units"], 0.0, "{plain}");
+    let film = run("skip_vae_mnist_film");
+    assert_eq!(film["posterior_collapse"], false, "{film}");
+    assert!(film["active_units"].as_f64().unwrap() >= 8.0, "{film}");
+    assert!(film["kl"].as_f64().unwrap() > 1.0, "{film}");
 }

@@ -106,7 +106,7 @@ impl ModelConfig {
             ModelConfig::VqVae(VqVaeConfig { channels, .. })
             | ModelConfig::SkipVae(SkipVaeConfig { channels, .. }) => {
                 let f = 1 << channels.len();
-                if shape.height % f != 0 || shape.width % f != 0 {
+                if !shape.height.is_multiple_of(f) || !shape.width.is_multiple_of(f) {
                     Err(format!(
                         "model.channels: {} stride-2 layers need height and width divisible by {f}",
                         channels.len()

@@ -68,7 +68,7 @@ impl Architecture {
                 }
                 if let Some(s) = shape {
                     let f = 1 << channels.len();
-                    if s.height % f != 0 || s.width % f != 0 {
+                    if !s.height.is_multiple_of(f) || !s.width.is_multiple_of(f) {
                         return Err(format!(
                             "model.architecture.channels: {} stride-2 layers need height and \
                              width divisible by {f}, the images are {}×{}",
