@@ -3,6 +3,8 @@
 // Shared helpers: MNIST location, a lock serialising training runs, tiny configs.
 mod util;
 
+// Backend parity: every compiled backend computes the same numbers as flex.
+mod backends;
 // Every shipped config parses, validates and fits its data.
 mod configs;
 // MNIST loading from the real files, and the errors users see for missing/corrupt ones.

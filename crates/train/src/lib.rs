@@ -6,10 +6,13 @@
 //! - [`run`]: trains and writes the run folder (the contract scripts read; see
 //!   [`run::RunFolder`]).
 //!
+//! - [`bench`]: the training-throughput benchmark behind the `bench` binary.
+//!
 //! **Invariant:** this is the only crate that knows the run-folder layout.
 #![warn(missing_docs)]
 
 mod atomic;
+pub mod bench;
 mod config;
 pub mod device;
 mod images;

@@ -1,0 +1,148 @@
+//! Training-throughput benchmark: the training step loop (forward, backward, Adam) over an
+//! epoch, fed by the same data loader as `train` (one background worker, so batching stays off
+//! the critical path), without validation or metrics.
+use crate::{ExperimentConfig, KlPenalty, KlSchedule, Trainable, device};
+use ae_data::DataConfig;
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::Dataset;
+use burn::train::TrainStep;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The benchmark cases.
+pub const CASES: [&str; 3] = ["mlp_vae", "conv_vae_dsprites", "vq_vae"];
+
+/// One measured case.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BenchResult {
+    /// Case name.
+    pub case: String,
+    /// Device name.
+    pub device: String,
+    /// Training images per epoch.
+    pub samples: usize,
+    /// Seconds of each measured epoch (after the warm-up).
+    pub seconds_per_epoch: Vec<f64>,
+    /// Peak resident memory of the process, MB.
+    pub peak_rss_mb: f64,
+}
+
+impl BenchResult {
+    /// Median, min and max seconds per epoch.
+    pub fn stats(&self) -> (f64, f64, f64) {
+        let mut t = self.seconds_per_epoch.clone();
+        t.sort_by(f64::total_cmp);
+        let median = if t.is_empty() {
+            f64::NAN
+        } else {
+            t[t.len() / 2]
+        };
+        (
+            median,
+            *t.first().unwrap_or(&f64::NAN),
+            *t.last().unwrap_or(&f64::NAN),
+        )
+    }
+}
+
+/// The experiment config of a case (shipped configs, with benchmark-sized data).
+pub fn case_config(
+    case: &str,
+    assets: &Path,
+    mnist: Option<PathBuf>,
+) -> anyhow::Result<ExperimentConfig> {
+    let load = |f: &str| ExperimentConfig::load(&assets.join("configs").join(f));
+    let mnist_data = |limit| DataConfig::Mnist {
+        data_dir: mnist.clone(),
+        train_limit: limit,
+        valid_limit: Some(100),
+        split_seed: 0,
+    };
+    Ok(match case {
+        "mlp_vae" => ExperimentConfig {
+            data: mnist_data(None),
+            ..load("vae_mnist.toml")?
+        },
+        "conv_vae_dsprites" => {
+            let mut c = load("beta_vae_dsprites.toml")?;
+            c.data = DataConfig::Dsprites {
+                train_limit: Some(2_000),
+                valid_size: 100,
+                split_seed: 0,
+            };
+            c
+        }
+        "vq_vae" => ExperimentConfig {
+            data: mnist_data(Some(10_000)),
+            ..load("vq_vae_mnist.toml")?
+        },
+        other => anyhow::bail!("unknown case {other:?}: use {}", CASES.join(", ")),
+    })
+}
+
+/// Peak resident set size of this process (VmHWM), MB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Trains `cfg` for `warmup + repeats` epochs on `device_name`, timing the last `repeats`.
+pub fn run_case(
+    case: &str,
+    cfg: &ExperimentConfig,
+    device_name: &str,
+    warmup: usize,
+    repeats: usize,
+) -> anyhow::Result<BenchResult> {
+    cfg.validate()?;
+    let device = device::parse(device_name)?;
+    let (train, _) = cfg.data.load()?;
+    device.seed(cfg.seed);
+    let ad = device.clone().autodiff();
+    let mut model = Trainable::new(
+        cfg.model.init(cfg.data.shape(), &ad),
+        KlSchedule::Constant,
+        KlPenalty::Plain,
+        0,
+    );
+    let loader = DataLoaderBuilder::new(cfg.data.batcher())
+        .batch_size(cfg.batch_size)
+        .shuffle(cfg.seed)
+        .num_workers(cfg.num_workers)
+        .set_device(ad.clone())
+        .build(train.clone());
+    let adam = burn::optim::AdamConfig::new().with_epsilon(cfg.optimizer.epsilon);
+    let mut optim = adam.init();
+    let mut times = Vec::new();
+    for epoch in 0..warmup + repeats {
+        let start = Instant::now();
+        let mut last = None;
+        for batch in loader.iter() {
+            let batch = batch.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let out = TrainStep::step(&model, batch);
+            model = optim.step(cfg.optimizer.lr, model, out.grads);
+            last = Some(out.item);
+        }
+        // Wait for the device before stopping the clock (GPU backends are asynchronous).
+        if let Some(ae_metrics::AeItem::Device(o)) = last {
+            let _ = o.loss.mean().into_scalar::<f32>();
+        }
+        if epoch >= warmup {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(BenchResult {
+        case: case.to_string(),
+        device: device_name.to_string(),
+        samples: train.len(),
+        seconds_per_epoch: times,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}

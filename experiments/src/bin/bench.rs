@@ -1,0 +1,179 @@
+//! `bench`: training throughput of the reference models on each compiled backend, optionally
+//! against the PyTorch twins in `bench/pytorch/` in the same invocation.
+//!
+//! ```text
+//! cargo run --release -p experiments --bin bench -- --compare-pytorch
+//! cargo run --release -p experiments --features ndarray --bin bench -- --devices flex,ndarray
+//! ```
+use ae_train::bench::{BenchResult, CASES, case_config, run_case};
+use ae_train::device;
+use anyhow::{Context, bail};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Training-throughput benchmark (samples/s, seconds per epoch, peak memory).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Cases to run (comma-separated): mlp_vae, conv_vae_dsprites, vq_vae.
+    #[arg(long, value_delimiter = ',', default_values_t = CASES.map(String::from))]
+    cases: Vec<String>,
+    /// Devices (comma-separated); default: every compiled backend.
+    #[arg(long, value_delimiter = ',')]
+    devices: Option<Vec<String>>,
+    /// Measured epochs per case.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Warm-up epochs per case (not measured).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// MNIST directory (default: $AE_MNIST_DIR, else ../shared/datasets/mnist).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Also run bench/pytorch/mlp_vae.py (if `import torch` works) and print Burn/PyTorch.
+    #[arg(long)]
+    compare_pytorch: bool,
+    /// Internal: run one case in this process and print its JSON.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn mnist_dir(args: &Args) -> PathBuf {
+    args.data_dir
+        .clone()
+        .or_else(|| std::env::var_os("AE_MNIST_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| repo().join("../shared/datasets/mnist"))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let mnist = mnist_dir(&args);
+    let devices = args
+        .devices
+        .clone()
+        .unwrap_or_else(|| device::compiled().iter().map(|s| s.to_string()).collect());
+    if let Some(case) = &args.child {
+        let cfg = case_config(case, &repo().join("assets"), Some(mnist))?;
+        let r = run_case(case, &cfg, &devices[0], args.warmup, args.repeats)?;
+        println!("{}", serde_json::to_string(&r)?);
+        return Ok(());
+    }
+    let exe = std::env::current_exe()?;
+    println!(
+        "| case | device | samples/epoch | s/epoch median (min–max) | samples/s | peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut results: Vec<BenchResult> = Vec::new();
+    for dev in &devices {
+        device::parse(dev)?;
+        for case in &args.cases {
+            // One process per case, so that peak memory is the case's own.
+            let out = Command::new(&exe)
+                .args([
+                    "--child",
+                    case,
+                    "--devices",
+                    dev,
+                    "--repeats",
+                    &args.repeats.to_string(),
+                    "--warmup",
+                    &args.warmup.to_string(),
+                ])
+                .arg("--data-dir")
+                .arg(&mnist)
+                .output()
+                .context("cannot start a benchmark child process")?;
+            if !out.status.success() {
+                bail!(
+                    "{case} on {dev} failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let text = String::from_utf8_lossy(&out.stdout);
+            let r: BenchResult = serde_json::from_str(text.lines().last().unwrap_or_default())?;
+            let (med, min, max) = r.stats();
+            println!(
+                "| {} | {} | {} | {med:.2} ({min:.2}–{max:.2}) | {:.0} | {:.0} |",
+                r.case,
+                r.device,
+                r.samples,
+                r.samples as f64 / med,
+                r.peak_rss_mb
+            );
+            results.push(r);
+        }
+    }
+    if args.compare_pytorch {
+        let has_torch = Command::new("python3")
+            .args(["-c", "import torch"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has_torch {
+            println!(
+                "\n--compare-pytorch: `python3 -c \"import torch\"` failed; skipping the PyTorch runs"
+            );
+            return Ok(());
+        }
+        let script = repo().join("bench/pytorch/mlp_vae.py");
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(&mnist)
+            .args([
+                "--epochs",
+                &args.repeats.to_string(),
+                "--threads",
+                &std::thread::available_parallelism()
+                    .map_or(1, |n| n.get())
+                    .to_string(),
+            ])
+            .output()
+            .with_context(|| format!("cannot run {}", script.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} failed:\n{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v: serde_json::Value = serde_json::from_str(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default(),
+        )?;
+        let mut t: Vec<f64> = v["seconds_per_epoch"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default();
+        t.sort_by(f64::total_cmp);
+        let torch_med = t[t.len() / 2];
+        println!(
+            "| mlp_vae | {} ({} threads) | 60000 | {torch_med:.2} ({:.2}–{:.2}) | {:.0} | {:.0} |",
+            v["framework"].as_str().unwrap_or("pytorch"),
+            v["threads"],
+            t[0],
+            t[t.len() - 1],
+            60000.0 / torch_med,
+            v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)
+        );
+        for r in results.iter().filter(|r| r.case == "mlp_vae") {
+            println!(
+                "\nmlp_vae Burn ({}) / PyTorch epoch time: {:.2}",
+                r.device,
+                r.stats().0 / torch_med
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}
