@@ -105,6 +105,17 @@ impl Likelihood {
         }
     }
 
+    /// [`Likelihood::nll`] for images: `params` `[batch, k · channels, h, w]` and `x`
+    /// `[batch, channels, h, w]`, flattened per sample; returns `[batch]`.
+    pub fn nll_images(&self, params: Tensor<4>, x: Tensor<4>) -> Tensor<1> {
+        let [b, c, h, w] = x.dims();
+        let k = self.params_per_pixel();
+        self.nll(
+            params.reshape([b, k * c * h * w]),
+            x.reshape([b, c * h * w]),
+        )
+    }
+
     /// Distribution parameters the decoder emits per pixel (1 or 2).
     pub fn params_per_pixel(&self) -> usize {
         match self {

@@ -1,3 +1,4 @@
+use crate::Likelihood;
 use burn::prelude::*;
 
 /// What every model returns for a batch: the loss breakdown **per sample, in nats** (sums over
@@ -34,6 +35,54 @@ pub struct Codes {
 }
 
 impl AeOutput {
+    /// The output of a model with a Gaussian posterior: reconstruction NLL of `x` under
+    /// `likelihood` given the decoder output `params` (`[batch, k · channels, h, w]`), KL from
+    /// `kl_per_dim` (`[batch, latent]`), objective recon + β·KL.
+    pub fn variational(
+        x: Tensor<4>,
+        params: Tensor<4>,
+        likelihood: &Likelihood,
+        kl_per_dim: Tensor<2>,
+        latent_mean: Tensor<2>,
+        beta: f64,
+    ) -> Self {
+        let recon_loss = likelihood.nll_images(params.clone(), x);
+        let kl = kl_per_dim.clone().sum_dim(1).squeeze_dim(1); // [batch]
+        Self {
+            loss: recon_loss.clone() + kl.clone() * beta,
+            recon_loss,
+            kl,
+            kl_per_dim,
+            latent_mean,
+            reconstruction: likelihood.mean(params),
+            beta,
+            codes: None,
+        }
+    }
+
+    /// The output of a deterministic autoencoder with code `z`: the loss is the reconstruction
+    /// NLL alone, KL and β are zero.
+    pub fn deterministic(
+        x: Tensor<4>,
+        params: Tensor<4>,
+        likelihood: &Likelihood,
+        z: Tensor<2>,
+    ) -> Self {
+        let [b, latent] = z.dims();
+        let device = z.device();
+        let recon_loss = likelihood.nll_images(params.clone(), x);
+        Self {
+            loss: recon_loss.clone(),
+            recon_loss,
+            kl: Tensor::zeros([b], &device),
+            kl_per_dim: Tensor::zeros([b, latent], &device),
+            latent_mean: z,
+            reconstruction: likelihood.mean(params),
+            beta: 0.0,
+            codes: None,
+        }
+    }
+
     /// The scalar that is differentiated: the batch mean of [`AeOutput::loss`].
     pub fn objective(&self) -> Tensor<1> {
         self.loss.clone().mean()

@@ -58,27 +58,11 @@ pub struct Ae {
 impl Autoencoder for Ae {
     fn forward(&self, batch: ImageBatch) -> AeOutput {
         let x = batch.images;
-        let [b, c, h, w] = x.dims();
         let z = self
             .encoder
             .forward(self.likelihood.encoder_input(x.clone())); // [batch, latent]
-        let params = self.decoder.forward(z.clone());
-        let k = self.likelihood.params_per_pixel(); // params: [batch, k * c, h, w]
-        let recon_loss = self.likelihood.nll(
-            params.clone().reshape([b, k * c * h * w]),
-            x.reshape([b, c * h * w]),
-        );
-        let device = z.device();
-        AeOutput {
-            loss: recon_loss.clone(),
-            recon_loss,
-            kl: Tensor::zeros([b], &device),
-            kl_per_dim: Tensor::zeros([b, self.latent_dim], &device),
-            latent_mean: z,
-            reconstruction: self.likelihood.mean(params),
-            beta: 0.0,
-            codes: None,
-        }
+        let params = self.decoder.forward(z.clone()); // [batch, k * c, h, w]
+        AeOutput::deterministic(x, params, &self.likelihood, z)
     }
 
     fn encode(&self, images: Tensor<4>, _labels: Tensor<1, Int>) -> Tensor<2> {

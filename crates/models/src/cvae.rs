@@ -103,27 +103,17 @@ impl Cvae {
 impl Autoencoder for Cvae {
     fn forward(&self, batch: ImageBatch) -> AeOutput {
         let x = batch.images;
-        let [b, ch, h, w] = x.dims();
         let c = one_hot(batch.labels, self.num_classes);
         let q = self.posterior(x.clone(), c.clone());
-        let params = self.decode_params(q.sample(), c);
-        let k = self.likelihood.params_per_pixel(); // params: [batch, k * ch, h, w]
-        let recon_loss = self.likelihood.nll(
-            params.clone().reshape([b, k * ch * h * w]),
-            x.reshape([b, ch * h * w]),
-        );
-        let kl_per_dim = q.kl_per_dim();
-        let kl = kl_per_dim.clone().sum_dim(1).squeeze_dim(1);
-        AeOutput {
-            loss: recon_loss.clone() + kl.clone() * self.beta,
-            recon_loss,
-            kl,
-            kl_per_dim,
-            latent_mean: q.mean,
-            reconstruction: self.likelihood.mean(params),
-            beta: self.beta,
-            codes: None,
-        }
+        let params = self.decode_params(q.sample(), c); // [batch, k * channels, h, w]
+        AeOutput::variational(
+            x,
+            params,
+            &self.likelihood,
+            q.kl_per_dim(),
+            q.mean,
+            self.beta,
+        )
     }
 
     fn encode(&self, images: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<2> {

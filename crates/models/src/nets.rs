@@ -112,17 +112,8 @@ impl Architecture {
                 })
             }
             Architecture::Conv { channels, hidden } => {
-                let mut convs = Vec::new();
-                let mut c_in = shape.channels;
-                for &c in channels {
-                    convs.push(
-                        Conv2dConfig::new([c_in, c], [4, 4])
-                            .with_stride([2, 2])
-                            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                            .init(device),
-                    );
-                    c_in = c;
-                }
+                let convs = downsampling_convs(shape.channels, channels, device);
+                let c_in = *channels.last().expect("validated: non-empty");
                 let f = 1 << channels.len();
                 let flat = c_in * (shape.height / f) * (shape.width / f) + extra;
                 Encoder::Conv(ConvEncoder {
@@ -154,24 +145,7 @@ impl Architecture {
                 let f = 1 << channels.len();
                 let (h0, w0) = (shape.height / f, shape.width / f);
                 let c0 = *channels.last().expect("validated: non-empty");
-                let mut deconvs = Vec::new();
-                let outs: Vec<usize> = channels
-                    .iter()
-                    .rev()
-                    .skip(1)
-                    .copied()
-                    .chain(std::iter::once(shape.channels))
-                    .collect();
-                let mut c_in = c0;
-                for c in outs {
-                    deconvs.push(
-                        ConvTranspose2dConfig::new([c_in, c], [4, 4])
-                            .with_stride([2, 2])
-                            .with_padding([1, 1])
-                            .init(device),
-                    );
-                    c_in = c;
-                }
+                let deconvs = upsampling_deconvs(channels, shape.channels, device);
                 Decoder::Conv(ConvDecoder {
                     fc1: LinearConfig::new(latent, *hidden).init(device),
                     fc2: LinearConfig::new(*hidden, c0 * h0 * w0).init(device),
@@ -181,6 +155,48 @@ impl Architecture {
             }
         }
     }
+}
+
+/// Stride-2 4×4 convolutions (padding 1) from `in_channels` through `channels`; each halves
+/// height and width.
+pub fn downsampling_convs(in_channels: usize, channels: &[usize], device: &Device) -> Vec<Conv2d> {
+    let mut convs = Vec::with_capacity(channels.len());
+    let mut c_in = in_channels;
+    for &c in channels {
+        convs.push(
+            Conv2dConfig::new([c_in, c], [4, 4])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device),
+        );
+        c_in = c;
+    }
+    convs
+}
+
+/// The mirror of [`downsampling_convs`]: stride-2 4×4 transposed convolutions from the last of
+/// `channels` back through the others to `out_channels`; each doubles height and width.
+pub fn upsampling_deconvs(
+    channels: &[usize],
+    out_channels: usize,
+    device: &Device,
+) -> Vec<ConvTranspose2d> {
+    let outs = channels
+        .iter()
+        .rev()
+        .skip(1)
+        .copied()
+        .chain(std::iter::once(out_channels));
+    let mut c_in = *channels.last().expect("at least one conv layer");
+    outs.map(|c| {
+        let deconv = ConvTranspose2dConfig::new([c_in, c], [4, 4])
+            .with_stride([2, 2])
+            .with_padding([1, 1])
+            .init(device);
+        c_in = c;
+        deconv
+    })
+    .collect()
 }
 
 /// An encoder network: images to a feature vector.

@@ -10,9 +10,10 @@
 //!   through z, so the decoder cannot bypass the latent.
 //!
 //! Prior samples decode with zero skips (there is no image to take them from).
+use crate::nets::{downsampling_convs, upsampling_deconvs};
 use ae_core::{AeOutput, Autoencoder, DiagonalGaussian, ImageBatch, ImageShape, Likelihood};
-use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -73,38 +74,10 @@ impl SkipVaeConfig {
     pub fn init(&self, shape: ImageShape, device: &Device) -> SkipVae {
         let n = self.channels.len();
         let (h0, w0) = (shape.height >> n, shape.width >> n);
-        let mut convs = Vec::new();
-        let mut c = shape.channels;
-        for &o in &self.channels {
-            convs.push(
-                Conv2dConfig::new([c, o], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device),
-            );
-            c = o;
-        }
-        let last = c;
+        let convs = downsampling_convs(shape.channels, &self.channels, device);
+        let last = *self.channels.last().expect("validated: non-empty");
         let out_channels = shape.channels * self.likelihood.params_per_pixel();
-        let outs: Vec<usize> = self
-            .channels
-            .iter()
-            .rev()
-            .skip(1)
-            .copied()
-            .chain([out_channels])
-            .collect();
-        let mut deconvs = Vec::new();
-        let mut c = last;
-        for o in outs {
-            deconvs.push(
-                ConvTranspose2dConfig::new([c, o], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding([1, 1])
-                    .init(device),
-            );
-            c = o;
-        }
+        let deconvs = upsampling_deconvs(&self.channels, out_channels, device);
         // One FiLM pair per skip level, deepest first; bias-free so that z is the only way in.
         let film = |c: usize| {
             LinearConfig::new(self.latent_dim, c)
@@ -206,26 +179,16 @@ impl SkipVae {
 impl Autoencoder for SkipVae {
     fn forward(&self, batch: ImageBatch) -> AeOutput {
         let x = batch.images;
-        let [b, ch, h, w] = x.dims();
         let (q, skips) = self.encode_with_skips(x.clone());
-        let params = self.decode_params(q.sample(), Some(skips));
-        let k = self.likelihood.params_per_pixel();
-        let recon_loss = self.likelihood.nll(
-            params.clone().reshape([b, k * ch * h * w]),
-            x.reshape([b, ch * h * w]),
-        );
-        let kl_per_dim = q.kl_per_dim();
-        let kl = kl_per_dim.clone().sum_dim(1).squeeze_dim(1);
-        AeOutput {
-            loss: recon_loss.clone() + kl.clone() * self.beta,
-            recon_loss,
-            kl,
-            kl_per_dim,
-            latent_mean: q.mean,
-            reconstruction: self.likelihood.mean(params),
-            beta: self.beta,
-            codes: None,
-        }
+        let params = self.decode_params(q.sample(), Some(skips)); // [batch, k * c, h, w]
+        AeOutput::variational(
+            x,
+            params,
+            &self.likelihood,
+            q.kl_per_dim(),
+            q.mean,
+            self.beta,
+        )
     }
 
     fn encode(&self, images: Tensor<4>, _labels: Tensor<1, Int>) -> Tensor<2> {

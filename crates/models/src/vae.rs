@@ -141,15 +141,8 @@ impl Vae {
 impl Autoencoder for Vae {
     fn forward(&self, batch: ImageBatch) -> AeOutput {
         let x = batch.images;
-        let [b, c, h, w] = x.dims();
         let q = self.posterior(x.clone());
-        let z = q.sample();
-        let params = self.decoder.forward(z);
-        let k = self.likelihood.params_per_pixel(); // params: [batch, k * c, h, w]
-        let recon_loss = self.likelihood.nll(
-            params.clone().reshape([b, k * c * h * w]),
-            x.reshape([b, c * h * w]),
-        );
+        let params = self.decoder.forward(q.sample()); // [batch, k * c, h, w]
         let kl_per_dim = match &self.prior_variances {
             None => q.kl_per_dim(),
             Some(v) => q.kl_per_dim_to(Tensor::from_floats(
@@ -157,17 +150,7 @@ impl Autoencoder for Vae {
                 &q.mean.device(),
             )),
         }; // [batch, latent]
-        let kl = kl_per_dim.clone().sum_dim(1).squeeze_dim(1); // [batch]
-        AeOutput {
-            loss: recon_loss.clone() + kl.clone() * self.beta,
-            recon_loss,
-            kl,
-            kl_per_dim,
-            latent_mean: q.mean,
-            reconstruction: self.likelihood.mean(params),
-            beta: self.beta,
-            codes: None,
-        }
+        AeOutput::variational(x, params, &self.likelihood, kl_per_dim, q.mean, self.beta)
     }
 
     fn encode(&self, images: Tensor<4>, _labels: Tensor<1, Int>) -> Tensor<2> {

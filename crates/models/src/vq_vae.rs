@@ -14,10 +14,10 @@
 //!
 //! Prior sampling is **not defined** without a learned prior over codes (the paper fits a
 //! PixelCNN): [`Autoencoder::sample`] returns `None` rather than decoding uniform noise.
+use crate::nets::{downsampling_convs, upsampling_deconvs};
 use ae_core::{AeOutput, Autoencoder, Codes, ImageBatch, ImageShape};
 use burn::module::{Param, RunningState};
-use burn::nn::PaddingConfig2d;
-use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{relu, sigmoid};
@@ -95,40 +95,11 @@ impl VqVaeConfig {
 
     /// Builds the model for images of `shape`.
     pub fn init(&self, shape: ImageShape, device: &Device) -> VqVae {
-        let conv = |i, o| {
-            Conv2dConfig::new([i, o], [4, 4])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(device)
-        };
-        let mut encoder = Vec::new();
-        let mut c = shape.channels;
-        for &o in &self.channels {
-            encoder.push(conv(c, o));
-            c = o;
-        }
-        let last = c;
+        let encoder = downsampling_convs(shape.channels, &self.channels, device);
+        let last = *self.channels.last().expect("validated: non-empty");
         let to_code = Conv2dConfig::new([last, self.code_dim], [1, 1]).init(device);
         let from_code = Conv2dConfig::new([self.code_dim, last], [1, 1]).init(device);
-        let outs: Vec<usize> = self
-            .channels
-            .iter()
-            .rev()
-            .skip(1)
-            .copied()
-            .chain([shape.channels])
-            .collect();
-        let mut decoder = Vec::new();
-        let mut c = last;
-        for o in outs {
-            decoder.push(
-                ConvTranspose2dConfig::new([c, o], [4, 4])
-                    .with_stride([2, 2])
-                    .with_padding([1, 1])
-                    .init(device),
-            );
-            c = o;
-        }
+        let decoder = upsampling_deconvs(&self.channels, shape.channels, device);
         let (k, d) = (self.codebook_size, self.code_dim);
         let bound = 1.0 / k as f64;
         let codebook = Tensor::<2>::random([k, d], Distribution::Uniform(-bound, bound), device);
