@@ -124,7 +124,7 @@ fn every_family_passes_the_model_checklist() {
             );
         }
         assert_eq!(out.latent_mean.dims(), [6, 3], "{name}");
-        assert_eq!(out.reconstruction.dims(), [6, 1, 8, 8], "{name}");
+        assert_eq!(out.reconstruction().dims(), [6, 1, 8, 8], "{name}");
         let v = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
         let (loss, recon, kl) = (
             v(out.loss.clone()),

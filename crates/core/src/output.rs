@@ -16,13 +16,28 @@ pub struct AeOutput {
     pub kl_per_dim: Tensor<2>,
     /// Posterior mean E[z|x] (the code itself for a deterministic AE), `[batch, latent]`.
     pub latent_mean: Tensor<2>,
-    /// Reconstruction in data space (mean of p(x|z)), `[batch, channels, height, width]`.
-    pub reconstruction: Tensor<4>,
+    /// What the decoder produced; [`AeOutput::reconstruction`] reads the data-space mean from
+    /// it only when asked (training never needs it, so the step does not pay for it).
+    pub decoded: Decoded,
     /// The β weighting the KL in `loss` (1 for a VAE, 0 for an AE).
     pub beta: f64,
     /// Discrete models (VQ-VAE): the code index chosen at each latent position,
     /// `[batch, positions]`, and the codebook size.
     pub codes: Option<Codes>,
+}
+
+/// The decoder's output, kept in the form the model produced it.
+#[derive(Clone, Debug)]
+pub enum Decoded {
+    /// The parameters of p(x|z) per pixel, `[batch, k · channels, h, w]`, read by `likelihood`.
+    Params {
+        /// Decoder output (logits, means, log-rates, …).
+        params: Tensor<4>,
+        /// The observation model the parameters belong to.
+        likelihood: Likelihood,
+    },
+    /// The reconstruction itself, `[batch, channels, h, w]` (models that compute it anyway).
+    Mean(Tensor<4>),
 }
 
 /// Code assignments of a vector-quantised model.
@@ -54,7 +69,10 @@ impl AeOutput {
             kl,
             kl_per_dim,
             latent_mean,
-            reconstruction: likelihood.mean(params),
+            decoded: Decoded::Params {
+                params,
+                likelihood: *likelihood,
+            },
             beta,
             codes: None,
         }
@@ -77,7 +95,10 @@ impl AeOutput {
             kl: Tensor::zeros([b], &device),
             kl_per_dim: Tensor::zeros([b, latent], &device),
             latent_mean: z,
-            reconstruction: likelihood.mean(params),
+            decoded: Decoded::Params {
+                params,
+                likelihood: *likelihood,
+            },
             beta: 0.0,
             codes: None,
         }
@@ -91,6 +112,14 @@ impl AeOutput {
     /// Per-sample negative ELBO, recon + KL (β-independent), `[batch]`.
     pub fn neg_elbo(&self) -> Tensor<1> {
         self.recon_loss.clone() + self.kl.clone()
+    }
+
+    /// Reconstruction in data space (the mean of p(x|z)), `[batch, channels, height, width]`.
+    pub fn reconstruction(&self) -> Tensor<4> {
+        match &self.decoded {
+            Decoded::Params { params, likelihood } => likelihood.mean(params.clone()),
+            Decoded::Mean(mean) => mean.clone(),
+        }
     }
 
     /// Batch size.
@@ -111,7 +140,13 @@ impl AeOutput {
             kl: self.kl.without_autodiff(),
             kl_per_dim: self.kl_per_dim.without_autodiff(),
             latent_mean: self.latent_mean.without_autodiff(),
-            reconstruction: self.reconstruction.without_autodiff(),
+            decoded: match self.decoded {
+                Decoded::Params { params, likelihood } => Decoded::Params {
+                    params: params.without_autodiff(),
+                    likelihood,
+                },
+                Decoded::Mean(mean) => Decoded::Mean(mean.without_autodiff()),
+            },
             beta: self.beta,
             codes: self.codes,
         }

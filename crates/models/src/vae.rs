@@ -230,7 +230,7 @@ mod tests {
             assert!((k[i] - kd[i]).abs() < 1e-5);
             assert!(lhs[i].is_finite());
         }
-        assert_eq!(out.reconstruction.dims(), [8, 1, 6, 6]);
+        assert_eq!(out.reconstruction().dims(), [8, 1, 6, 6]);
         assert_eq!(out.latent_mean.dims(), [8, 3]);
     }
 

@@ -15,7 +15,7 @@
 //! Prior sampling is **not defined** without a learned prior over codes (the paper fits a
 //! PixelCNN): [`Autoencoder::sample`] returns `None` rather than decoding uniform noise.
 use crate::nets::{downsampling_convs, upsampling_deconvs};
-use ae_core::{AeOutput, Autoencoder, Codes, ImageBatch, ImageShape};
+use ae_core::{AeOutput, Autoencoder, Codes, Decoded, ImageBatch, ImageShape};
 use burn::module::{Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d};
 use burn::prelude::*;
@@ -275,7 +275,7 @@ impl Autoencoder for VqVae {
             kl: Tensor::zeros([b], &device),
             kl_per_dim: Tensor::zeros([b, d], &device),
             latent_mean: ze.mean_dims(&[2, 3]).reshape([b, d]),
-            reconstruction: recon,
+            decoded: Decoded::Mean(recon),
             beta: 0.0,
             codes: Some(Codes {
                 indices: idx.reshape([b, positions]),
@@ -301,7 +301,7 @@ impl Autoencoder for VqVae {
     }
 
     fn reconstruct(&self, batch: ImageBatch) -> Tensor<4> {
-        self.forward(batch).reconstruction
+        self.forward(batch).reconstruction()
     }
 
     /// `None`: a VQ-VAE has no prior to sample from until a prior over codes is learnt.

@@ -26,6 +26,20 @@ pub struct BenchResult {
     pub seconds_per_epoch: Vec<f64>,
     /// Peak resident memory of the process, MB.
     pub peak_rss_mb: f64,
+    /// Where the measured epochs' wall time went, in seconds summed over them.
+    pub phases: Phases,
+}
+
+/// Wall-time split of the measured epochs. On CPU backends the clocks are exact; GPU backends
+/// queue work asynchronously, so there the split shows only where the host waited.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Phases {
+    /// Waiting for the data loader's next batch (zero when loading keeps up).
+    pub data_wait: f64,
+    /// Forward pass, loss and backward pass (`TrainStep::step`).
+    pub forward_backward: f64,
+    /// Optimizer update (Adam).
+    pub optimizer: f64,
 }
 
 impl BenchResult {
@@ -118,16 +132,26 @@ pub fn run_case(
         .num_workers(cfg.num_workers)
         .set_device(ad.clone())
         .build(train.clone());
-    let adam = burn::optim::AdamConfig::new().with_epsilon(cfg.optimizer.epsilon);
-    let mut optim = adam.init();
+    let mut optim = crate::optim::optimizer(&cfg.optimizer, device_name);
     let mut times = Vec::new();
+    let mut phases = Phases::default();
     for epoch in 0..warmup + repeats {
         let start = Instant::now();
         let mut last = None;
-        for batch in loader.iter() {
+        let mut epoch_phases = Phases::default();
+        let mut batches = loader.iter();
+        loop {
+            let t0 = Instant::now();
+            let Some(batch) = batches.next() else { break };
             let batch = batch.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t1 = Instant::now();
             let out = TrainStep::step(&model, batch);
+            let t2 = Instant::now();
             model = optim.step(cfg.optimizer.lr, model, out.grads);
+            let t3 = Instant::now();
+            epoch_phases.data_wait += (t1 - t0).as_secs_f64();
+            epoch_phases.forward_backward += (t2 - t1).as_secs_f64();
+            epoch_phases.optimizer += (t3 - t2).as_secs_f64();
             last = Some(out.item);
         }
         // Wait for the device before stopping the clock (GPU backends are asynchronous).
@@ -136,6 +160,9 @@ pub fn run_case(
         }
         if epoch >= warmup {
             times.push(start.elapsed().as_secs_f64());
+            phases.data_wait += epoch_phases.data_wait;
+            phases.forward_backward += epoch_phases.forward_backward;
+            phases.optimizer += epoch_phases.optimizer;
         }
     }
     Ok(BenchResult {
@@ -144,5 +171,6 @@ pub fn run_case(
         samples: train.len(),
         seconds_per_epoch: times,
         peak_rss_mb: peak_rss_mb(),
+        phases,
     })
 }

@@ -27,6 +27,11 @@ pub fn default_name() -> &'static str {
     compiled().first().copied().unwrap_or("none")
 }
 
+/// Whether `name` is a CPU backend (`flex`, `ndarray`).
+pub fn is_cpu(name: &str) -> bool {
+    matches!(name, "flex" | "ndarray")
+}
+
 /// Parses `flex`, `ndarray`, `wgpu[:N]`, `cuda[:N]` into a device, refusing backends that were
 /// not compiled in (and saying which feature to enable).
 pub fn parse(name: &str) -> anyhow::Result<Device> {

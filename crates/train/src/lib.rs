@@ -6,6 +6,7 @@
 //! - [`run`]: trains and writes the run folder (the contract scripts read; see
 //!   [`run::RunFolder`]).
 //!
+//! - [`optim`]: Adam, fused into one parallel pass per parameter on CPU backends.
 //! - [`bench`]: the training-throughput benchmark behind the `bench` binary.
 //!
 //! **Invariant:** this is the only crate that knows the run-folder layout.
@@ -16,6 +17,7 @@ pub mod bench;
 mod config;
 pub mod device;
 mod images;
+pub mod optim;
 pub mod plots;
 mod renderer;
 pub mod run;

@@ -29,9 +29,6 @@ use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
-use burn::optim::AdamConfig;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::prelude::*;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{Adaptor, Metric, Numeric};
@@ -312,21 +309,6 @@ fn is_vq(cfg: &ExperimentConfig) -> bool {
     matches!(cfg.model, ae_models::ModelConfig::VqVae(_))
 }
 
-fn optimizer(cfg: &ExperimentConfig) -> AdamConfig {
-    let o = &cfg.optimizer;
-    let mut adam = AdamConfig::new()
-        .with_beta_1(o.beta1)
-        .with_beta_2(o.beta2)
-        .with_epsilon(o.epsilon);
-    if o.weight_decay > 0.0 {
-        adam = adam.with_weight_decay(Some(WeightDecayConfig::new(o.weight_decay)));
-    }
-    if let Some(c) = o.grad_clip_norm {
-        adam = adam.with_grad_clipping(Some(GradientClippingConfig::Norm(c)));
-    }
-    adam
-}
-
 fn first_valid_batch(
     valid: &ImageDataset,
     cfg: &ExperimentConfig,
@@ -489,7 +471,11 @@ fn execute(
     *CURRENT.lock().expect("ctrl-c slot") = Some(training.interrupter());
 
     let started = Instant::now();
-    let learner = Learner::new(model, optimizer(&cfg).init(), cfg.optimizer.lr);
+    let learner = Learner::new(
+        model,
+        crate::optim::optimizer(&cfg.optimizer, &device_name),
+        cfg.optimizer.lr,
+    );
     let result = training.launch(learner);
     let train_seconds = started.elapsed().as_secs_f64();
     *CURRENT.lock().expect("ctrl-c slot") = None;

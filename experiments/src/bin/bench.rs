@@ -9,8 +9,11 @@ use ae_train::bench::{BenchResult, CASES, case_config, run_case};
 use ae_train::device;
 use anyhow::{Context, bail};
 use clap::Parser;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Training-throughput benchmark (samples/s, seconds per epoch, peak memory).
 #[derive(Parser, Debug)]
@@ -108,67 +111,93 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if args.compare_pytorch {
-        let has_torch = Command::new("python3")
-            .args(["-c", "import torch"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !has_torch {
-            println!(
-                "\n--compare-pytorch: `python3 -c \"import torch\"` failed; skipping the PyTorch runs"
-            );
-            return Ok(());
-        }
-        let script = repo().join("bench/pytorch/mlp_vae.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&mnist)
-            .args([
-                "--epochs",
-                &args.repeats.to_string(),
-                "--threads",
-                &std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .to_string(),
-            ])
-            .output()
-            .with_context(|| format!("cannot run {}", script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} failed:\n{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let v: serde_json::Value = serde_json::from_str(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .unwrap_or_default(),
-        )?;
-        let mut t: Vec<f64> = v["seconds_per_epoch"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-            .unwrap_or_default();
-        t.sort_by(f64::total_cmp);
-        let torch_med = t[t.len() / 2];
+        compare_pytorch(&args, &mnist, &results)?;
+    }
+    print_phases(&results);
+    Ok(())
+}
+
+/// Runs the PyTorch twin of the MLP VAE and prints its row and the Burn/PyTorch ratio.
+fn compare_pytorch(args: &Args, mnist: &Path, results: &[BenchResult]) -> anyhow::Result<()> {
+    let has_torch = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_torch {
         println!(
-            "| mlp_vae | {} ({} threads) | 60000 | {torch_med:.2} ({:.2}–{:.2}) | {:.0} | {:.0} |",
-            v["framework"].as_str().unwrap_or("pytorch"),
-            v["threads"],
-            t[0],
-            t[t.len() - 1],
-            60000.0 / torch_med,
-            v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)
+            "\n--compare-pytorch: `python3 -c \"import torch\"` failed; skipping the PyTorch runs"
         );
-        for r in results.iter().filter(|r| r.case == "mlp_vae") {
-            println!(
-                "\nmlp_vae Burn ({}) / PyTorch epoch time: {:.2}",
-                r.device,
-                r.stats().0 / torch_med
-            );
-        }
+        return Ok(());
+    }
+    let script = repo().join("bench/pytorch/mlp_vae.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(mnist)
+        .args([
+            "--epochs",
+            &args.repeats.to_string(),
+            "--threads",
+            &std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .to_string(),
+        ])
+        .output()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed:\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    )?;
+    let mut t: Vec<f64> = v["seconds_per_epoch"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default();
+    t.sort_by(f64::total_cmp);
+    let torch_med = t[t.len() / 2];
+    println!(
+        "| mlp_vae | {} ({} threads) | 60000 | {torch_med:.2} ({:.2}–{:.2}) | {:.0} | {:.0} |",
+        v["framework"].as_str().unwrap_or("pytorch"),
+        v["threads"],
+        t[0],
+        t[t.len() - 1],
+        60000.0 / torch_med,
+        v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)
+    );
+    for r in results.iter().filter(|r| r.case == "mlp_vae") {
+        println!(
+            "\nmlp_vae Burn ({}) / PyTorch epoch time: {:.2}",
+            r.device,
+            r.stats().0 / torch_med
+        );
     }
     Ok(())
+}
+
+/// Prints where each case's measured wall time went.
+fn print_phases(results: &[BenchResult]) {
+    println!("\nWhere the time went (share of the measured epochs' wall time):\n");
+    println!("| case | device | data wait | forward + backward | optimizer |");
+    println!("|---|---|---|---|---|");
+    for r in results {
+        let total: f64 = r.seconds_per_epoch.iter().sum();
+        let pct = |x: f64| 100.0 * x / total;
+        println!(
+            "| {} | {} | {:.1}% | {:.1}% | {:.1}% |",
+            r.case,
+            r.device,
+            pct(r.phases.data_wait),
+            pct(r.phases.forward_backward),
+            pct(r.phases.optimizer)
+        );
+    }
 }
 
 fn main() {
