@@ -12,6 +12,7 @@
 
 mod autoencoder;
 mod batch;
+pub mod fused;
 mod likelihood;
 mod output;
 mod posterior;

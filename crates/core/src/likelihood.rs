@@ -1,5 +1,5 @@
 use burn::prelude::*;
-use burn::tensor::activation::{log_sigmoid, sigmoid, softplus};
+use burn::tensor::activation::{sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 
 /// The decoder's observation model p(x|z). The decoder emits one parameter per pixel
@@ -76,12 +76,8 @@ impl Likelihood {
                     .squeeze_dim(1)
             }
             Likelihood::Bernoulli => {
-                let logits = first();
-                // softplus(l) = −log σ(−l): one fused element-wise op with a one-pass backward.
-                (log_sigmoid(-logits.clone()) + x * logits)
-                    .sum_dim(1)
-                    .squeeze_dim::<1>(1)
-                    .neg()
+                // Σ softplus(l) − x·l, fused into one parallel pass on CPU (see `fused`).
+                crate::fused::bernoulli_nll(first(), x)
             }
             Likelihood::Gaussian { sigma } => {
                 let var = sigma * sigma;
