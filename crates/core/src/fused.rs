@@ -117,8 +117,7 @@ pub mod kernel {
             let t = &mut terms[..end - start];
             match dir.as_deref_mut() {
                 Some(g) => {
-                    for (((t, g), &l), &x) in t.iter_mut().zip(&mut g[start..end]).zip(lb).zip(xb)
-                    {
+                    for (((t, g), &l), &x) in t.iter_mut().zip(&mut g[start..end]).zip(lb).zip(xb) {
                         let e = exp_neg(l.abs());
                         *t = l.max(0.0) - x * l + log1p_unit(e);
                         let inv = 1.0 / (1.0 + e);
@@ -249,7 +248,11 @@ mod flex {
     }
 
     /// Runs the kernel; returns the NLL `[batch]` and, if asked, σ(l) − x `[batch, pixels]`.
-    fn run(logits: &FlexTensor, x: &FlexTensor, with_dir: bool) -> (FlexTensor, Option<FlexTensor>) {
+    fn run(
+        logits: &FlexTensor,
+        x: &FlexTensor,
+        with_dir: bool,
+    ) -> (FlexTensor, Option<FlexTensor>) {
         let shape = logits.layout().shape().clone();
         let rows = shape[0];
         let (l, xs) = (contiguous(logits), contiguous(x));

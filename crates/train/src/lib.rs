@@ -23,6 +23,7 @@ mod renderer;
 pub mod run;
 mod schedule;
 pub mod sweep;
+pub mod threads;
 mod trainable;
 
 pub use atomic::*;
