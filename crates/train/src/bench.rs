@@ -133,49 +133,44 @@ pub fn run_case(
         .set_device(ad.clone())
         .build(train.clone());
     let mut optim = crate::optim::optimizer(&cfg.optimizer, device_name);
-    crate::threads::on_compute_pool(|| {
-        let mut times = Vec::new();
-        let mut phases = Phases::default();
-        for epoch in 0..warmup + repeats {
-            let start = Instant::now();
-            let mut last = None;
-            let mut epoch_phases = Phases::default();
-            let mut batches = loader.iter();
-            loop {
-                let t0 = Instant::now();
-                let Some(batch) = batches.next() else { break };
-                let batch = batch.map_err(|e| anyhow::anyhow!("{e}"))?;
-                let t1 = Instant::now();
-                let out = TrainStep::step(&model, batch);
-                let t2 = Instant::now();
-                model = optim.step(cfg.optimizer.lr, model, out.grads);
-                let t3 = Instant::now();
-                epoch_phases.data_wait += (t1 - t0).as_secs_f64();
-                epoch_phases.forward_backward += (t2 - t1).as_secs_f64();
-                epoch_phases.optimizer += (t3 - t2).as_secs_f64();
-                last = Some(out.item);
-            }
-            // Wait for the device before stopping the clock (GPU backends are asynchronous).
-            if let Some(ae_metrics::AeItem::Device(o)) = last {
-                let _ = o.loss.mean().into_scalar::<f32>();
-            }
-            if epoch >= warmup {
-                times.push(start.elapsed().as_secs_f64());
-                phases.data_wait += epoch_phases.data_wait;
-                phases.forward_backward += epoch_phases.forward_backward;
-                phases.optimizer += epoch_phases.optimizer;
-            }
+    let mut times = Vec::new();
+    let mut phases = Phases::default();
+    for epoch in 0..warmup + repeats {
+        let start = Instant::now();
+        let mut last = None;
+        let mut epoch_phases = Phases::default();
+        let mut batches = loader.iter();
+        loop {
+            let t0 = Instant::now();
+            let Some(batch) = batches.next() else { break };
+            let batch = batch.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t1 = Instant::now();
+            let out = TrainStep::step(&model, batch);
+            let t2 = Instant::now();
+            model = optim.step(cfg.optimizer.lr, model, out.grads);
+            let t3 = Instant::now();
+            epoch_phases.data_wait += (t1 - t0).as_secs_f64();
+            epoch_phases.forward_backward += (t2 - t1).as_secs_f64();
+            epoch_phases.optimizer += (t3 - t2).as_secs_f64();
+            last = Some(out.item);
         }
-        Ok((times, phases))
-    })
-    .and_then(|(times, phases)| {
-        Ok(BenchResult {
-            case: case.to_string(),
-            device: device_name.to_string(),
-            samples: train.len(),
-            seconds_per_epoch: times,
-            peak_rss_mb: peak_rss_mb(),
-            phases,
-        })
+        // Wait for the device before stopping the clock (GPU backends are asynchronous).
+        if let Some(ae_metrics::AeItem::Device(o)) = last {
+            let _ = o.loss.mean().into_scalar::<f32>();
+        }
+        if epoch >= warmup {
+            times.push(start.elapsed().as_secs_f64());
+            phases.data_wait += epoch_phases.data_wait;
+            phases.forward_backward += epoch_phases.forward_backward;
+            phases.optimizer += epoch_phases.optimizer;
+        }
+    }
+    Ok(BenchResult {
+        case: case.to_string(),
+        device: device_name.to_string(),
+        samples: train.len(),
+        seconds_per_epoch: times,
+        peak_rss_mb: peak_rss_mb(),
+        phases,
     })
 }
