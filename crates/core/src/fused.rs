@@ -50,7 +50,7 @@ pub mod kernel {
     /// rayon pool.
     pub fn bernoulli_rows(logits: &[f32], x: &[f32], nll: &mut [f32], dir: Option<&mut [f32]>) {
         let rows = nll.len();
-        assert!(rows > 0 && logits.len() == x.len() && logits.len() % rows == 0);
+        assert!(rows > 0 && logits.len() == x.len() && logits.len().is_multiple_of(rows));
         let d = logits.len() / rows;
         if d == 0 {
             nll.fill(0.0);

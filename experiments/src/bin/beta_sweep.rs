@@ -15,6 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// mimalloc: Burn allocates and frees a few MB of tensors per step; glibc's malloc pays for
+/// that in page faults and zeroing (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const DEFAULT_SWEEP: &str = include_str!("../../../assets/experiments/beta_sweep.toml");
 
 /// β-VAE rate–distortion sweep with results table, plots and report.

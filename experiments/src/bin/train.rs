@@ -9,6 +9,11 @@ use ae_train::{ExperimentConfig, device};
 use clap::Parser;
 use std::path::PathBuf;
 
+/// mimalloc: Burn allocates and frees a few MB of tensors per step; glibc's malloc pays for
+/// that in page faults and zeroing (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Train an autoencoder (AE, VAE, β-VAE) and write a reproducible run folder.
 #[derive(Parser, Debug)]
 #[command(version, about)]
