@@ -37,6 +37,10 @@ struct Args {
     /// Also run bench/pytorch/mlp_vae.py (if `import torch` works) and print Burn/PyTorch.
     #[arg(long)]
     compare_pytorch: bool,
+    /// With --compare-pytorch: rounds of (Burn mlp_vae on each device, then PyTorch), so that
+    /// both sides see the same drift of a shared machine; the ratio is of the medians.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Internal: run one case in this process and print its JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -74,30 +78,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     for dev in &devices {
         device::parse(dev)?;
         for case in &args.cases {
-            // One process per case, so that peak memory is the case's own.
-            let out = Command::new(&exe)
-                .args([
-                    "--child",
-                    case,
-                    "--devices",
-                    dev,
-                    "--repeats",
-                    &args.repeats.to_string(),
-                    "--warmup",
-                    &args.warmup.to_string(),
-                ])
-                .arg("--data-dir")
-                .arg(&mnist)
-                .output()
-                .context("cannot start a benchmark child process")?;
-            if !out.status.success() {
-                bail!(
-                    "{case} on {dev} failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            let text = String::from_utf8_lossy(&out.stdout);
-            let r: BenchResult = serde_json::from_str(text.lines().last().unwrap_or_default())?;
+            let r = child(&exe, case, dev, &args, &mnist)?;
             let (med, min, max) = r.stats();
             println!(
                 "| {} | {} | {} | {med:.2} ({min:.2}–{max:.2}) | {:.0} | {:.0} |",
@@ -111,14 +92,61 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     if args.compare_pytorch {
-        compare_pytorch(&args, &mnist, &results)?;
+        compare_pytorch(&args, &exe, &mnist, &devices)?;
     }
     print_phases(&results);
     Ok(())
 }
 
-/// Runs the PyTorch twin of the MLP VAE and prints its row and the Burn/PyTorch ratio.
-fn compare_pytorch(args: &Args, mnist: &Path, results: &[BenchResult]) -> anyhow::Result<()> {
+/// Runs one case on one device in a child process (so that peak memory is the case's own).
+fn child(
+    exe: &Path,
+    case: &str,
+    dev: &str,
+    args: &Args,
+    mnist: &Path,
+) -> anyhow::Result<BenchResult> {
+    let out = Command::new(exe)
+        .args([
+            "--child",
+            case,
+            "--devices",
+            dev,
+            "--repeats",
+            &args.repeats.to_string(),
+            "--warmup",
+            &args.warmup.to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(mnist)
+        .output()
+        .context("cannot start a benchmark child process")?;
+    if !out.status.success() {
+        bail!(
+            "{case} on {dev} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(serde_json::from_str(
+        text.lines().last().unwrap_or_default(),
+    )?)
+}
+
+/// Median of `t` (NaN when empty).
+fn median(mut t: Vec<f64>) -> f64 {
+    t.sort_by(f64::total_cmp);
+    t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Alternates rounds of the Burn MLP VAE (on each device) and its PyTorch twin, then prints
+/// PyTorch's row and the Burn/PyTorch ratio of median epoch times, overall and per round.
+fn compare_pytorch(
+    args: &Args,
+    exe: &Path,
+    mnist: &Path,
+    devices: &[String],
+) -> anyhow::Result<()> {
     let has_torch = Command::new("python3")
         .args(["-c", "import torch"])
         .output()
@@ -130,52 +158,75 @@ fn compare_pytorch(args: &Args, mnist: &Path, results: &[BenchResult]) -> anyhow
         return Ok(());
     }
     let script = repo().join("bench/pytorch/mlp_vae.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(mnist)
-        .args([
-            "--epochs",
-            &args.repeats.to_string(),
-            "--threads",
-            &std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .to_string(),
-        ])
-        .output()
-        .with_context(|| format!("cannot run {}", script.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed:\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let v: serde_json::Value = serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default(),
-    )?;
-    let mut t: Vec<f64> = v["seconds_per_epoch"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-        .unwrap_or_default();
-    t.sort_by(f64::total_cmp);
-    let torch_med = t[t.len() / 2];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut torch_times = Vec::new();
+    let mut burn_times: Vec<Vec<f64>> = vec![Vec::new(); devices.len()];
+    let (mut framework, mut torch_rss) = (String::from("pytorch"), f64::NAN);
     println!(
-        "| mlp_vae | {} ({} threads) | 60000 | {torch_med:.2} ({:.2}–{:.2}) | {:.0} | {:.0} |",
-        v["framework"].as_str().unwrap_or("pytorch"),
-        v["threads"],
-        t[0],
-        t[t.len() - 1],
-        60000.0 / torch_med,
-        v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN)
+        "\nBurn vs PyTorch, mlp_vae, {} alternating rounds of {} epochs (after {} warm-up):\n",
+        args.rounds, args.repeats, args.warmup
     );
-    for r in results.iter().filter(|r| r.case == "mlp_vae") {
+    println!("| round | device | Burn s/epoch | PyTorch s/epoch | Burn / PyTorch |");
+    println!("|---|---|---|---|---|");
+    for round in 1..=args.rounds.max(1) {
+        let mut burn_round = Vec::new();
+        for (i, dev) in devices.iter().enumerate() {
+            let r = child(exe, "mlp_vae", dev, args, mnist)?;
+            burn_round.push(median(r.seconds_per_epoch.clone()));
+            burn_times[i].extend(r.seconds_per_epoch);
+        }
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(mnist)
+            .args([
+                "--epochs",
+                &args.repeats.to_string(),
+                "--threads",
+                &threads.to_string(),
+            ])
+            .output()
+            .with_context(|| format!("cannot run {}", script.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} failed:\n{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v: serde_json::Value = serde_json::from_str(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default(),
+        )?;
+        let t: Vec<f64> = v["seconds_per_epoch"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default();
+        let torch_round = median(t.clone());
+        torch_times.extend(t);
+        framework = v["framework"].as_str().unwrap_or("pytorch").to_string();
+        torch_rss = v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
+        for (dev, b) in devices.iter().zip(&burn_round) {
+            println!(
+                "| {round} | {dev} | {b:.2} | {torch_round:.2} | {:.2} |",
+                b / torch_round
+            );
+        }
+    }
+    let torch_med = median(torch_times.clone());
+    let (tmin, tmax) = torch_times
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    println!(
+        "\n| mlp_vae | {framework} ({threads} threads) | 60000 | {torch_med:.2} ({tmin:.2}–{tmax:.2}) | {:.0} | {torch_rss:.0} |",
+        60000.0 / torch_med,
+    );
+    for (dev, t) in devices.iter().zip(burn_times) {
+        let m = median(t);
         println!(
-            "\nmlp_vae Burn ({}) / PyTorch epoch time: {:.2}",
-            r.device,
-            r.stats().0 / torch_med
+            "\nmlp_vae Burn ({dev}) / PyTorch, median epoch time over all rounds: {m:.2} / {torch_med:.2} = {:.2}",
+            m / torch_med
         );
     }
     Ok(())
