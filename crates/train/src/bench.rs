@@ -45,19 +45,20 @@ pub struct Phases {
 impl BenchResult {
     /// Median, min and max seconds per epoch.
     pub fn stats(&self) -> (f64, f64, f64) {
-        let mut t = self.seconds_per_epoch.clone();
-        t.sort_by(f64::total_cmp);
-        let median = if t.is_empty() {
-            f64::NAN
-        } else {
-            t[t.len() / 2]
-        };
-        (
-            median,
-            *t.first().unwrap_or(&f64::NAN),
-            *t.last().unwrap_or(&f64::NAN),
-        )
+        median_min_max(&self.seconds_per_epoch)
     }
+}
+
+/// Median, min and max of `times` (NaN for each when empty).
+pub fn median_min_max(times: &[f64]) -> (f64, f64, f64) {
+    let mut t = times.to_vec();
+    t.sort_by(f64::total_cmp);
+    let at = |i: Option<usize>| i.and_then(|i| t.get(i)).copied().unwrap_or(f64::NAN);
+    (
+        at(Some(t.len() / 2)),
+        at(Some(0)),
+        at(t.len().checked_sub(1)),
+    )
 }
 
 /// The experiment config of a case (shipped configs, with benchmark-sized data).

@@ -7,7 +7,7 @@
 //! cores, contending for them. [`join_compute_pool`] makes the calling thread (the one that
 //! will run the training loop) worker 0 of the global pool: as many threads as cores, and the
 //! loop's thread takes its share of every parallel op. On the reference MLP VAE this took the
-//! epoch from ≈ 3.4 s to ≈ 2.9 s on 2 cores (see BENCHMARKS.md).
+//! epoch from 3.38 s to 2.24 s on 2 cores, in runs a noisy machine apart (BENCHMARKS.md, step 2).
 
 /// Builds rayon's global pool with the calling thread as one of its workers (the pool's size
 /// is `RAYON_NUM_THREADS`, else the number of cores). Call it first thing in `main`, on the

@@ -5,7 +5,7 @@
 //! cargo run --release -p experiments --bin bench -- --compare-pytorch
 //! cargo run --release -p experiments --features ndarray --bin bench -- --devices flex,ndarray
 //! ```
-use ae_train::bench::{BenchResult, CASES, case_config, run_case};
+use ae_train::bench::{BenchResult, CASES, case_config, median_min_max, run_case};
 use ae_train::device;
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -133,12 +133,6 @@ fn child(
     )?)
 }
 
-/// Median of `t` (NaN when empty).
-fn median(mut t: Vec<f64>) -> f64 {
-    t.sort_by(f64::total_cmp);
-    t.get(t.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 /// Alternates rounds of the Burn MLP VAE (on each device) and its PyTorch twin, then prints
 /// PyTorch's row and the Burn/PyTorch ratio of median epoch times, overall and per round.
 fn compare_pytorch(
@@ -172,7 +166,7 @@ fn compare_pytorch(
         let mut burn_round = Vec::new();
         for (i, dev) in devices.iter().enumerate() {
             let r = child(exe, "mlp_vae", dev, args, mnist)?;
-            burn_round.push(median(r.seconds_per_epoch.clone()));
+            burn_round.push(r.stats().0);
             burn_times[i].extend(r.seconds_per_epoch);
         }
         let out = Command::new("python3")
@@ -203,7 +197,7 @@ fn compare_pytorch(
             .as_array()
             .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
             .unwrap_or_default();
-        let torch_round = median(t.clone());
+        let torch_round = median_min_max(&t).0;
         torch_times.extend(t);
         framework = v["framework"].as_str().unwrap_or("pytorch").to_string();
         torch_rss = v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
@@ -214,16 +208,13 @@ fn compare_pytorch(
             );
         }
     }
-    let torch_med = median(torch_times.clone());
-    let (tmin, tmax) = torch_times
-        .iter()
-        .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+    let (torch_med, tmin, tmax) = median_min_max(&torch_times);
     println!(
         "\n| mlp_vae | {framework} ({threads} threads) | 60000 | {torch_med:.2} ({tmin:.2}–{tmax:.2}) | {:.0} | {torch_rss:.0} |",
         60000.0 / torch_med,
     );
     for (dev, t) in devices.iter().zip(burn_times) {
-        let m = median(t);
+        let m = median_min_max(&t).0;
         println!(
             "\nmlp_vae Burn ({dev}) / PyTorch, median epoch time over all rounds: {m:.2} / {torch_med:.2} = {:.2}",
             m / torch_med

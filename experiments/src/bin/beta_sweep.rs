@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// mimalloc: Burn allocates and frees a few MB of tensors per step; glibc's malloc pays for
-/// that in page faults and zeroing (see BENCHMARKS.md).
+/// mimalloc, as in the `bench` binary, so that `bench` measures the allocator `train` and
+/// `beta_sweep` run with (Burn allocates and frees a few MB of tensors per step).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -9,8 +9,8 @@ use ae_train::{ExperimentConfig, device};
 use clap::Parser;
 use std::path::PathBuf;
 
-/// mimalloc: Burn allocates and frees a few MB of tensors per step; glibc's malloc pays for
-/// that in page faults and zeroing (see BENCHMARKS.md).
+/// mimalloc, as in the `bench` binary, so that `bench` measures the allocator `train` and
+/// `beta_sweep` run with (Burn allocates and frees a few MB of tensors per step).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
