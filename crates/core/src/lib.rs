@@ -14,6 +14,7 @@ mod autoencoder;
 mod batch;
 pub mod fused;
 mod likelihood;
+pub mod linear;
 mod output;
 mod posterior;
 

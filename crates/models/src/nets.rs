@@ -6,6 +6,7 @@
 //!   the Burgess et al. 2018 β-VAE architecture). Decoders mirror encoders with transposed
 //!   convolutions.
 use ae_core::ImageShape;
+use ae_core::linear::{linear, linear_relu};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -265,9 +266,9 @@ impl MlpEncoder {
     fn forward(&self, images: Tensor<4>, cond: Option<Tensor<2>>) -> Tensor<2> {
         let mut h = with_condition(images.flatten::<2>(1, 3), cond); // [batch, pixels + extra]
         for layer in &self.layers {
-            h = relu(layer.forward(h));
+            h = linear_relu(layer, h);
         }
-        self.head.forward(h)
+        linear(&self.head, h)
     }
 }
 
@@ -283,11 +284,11 @@ impl MlpDecoder {
     fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let mut h = z;
         for layer in &self.layers {
-            h = relu(layer.forward(h));
+            h = linear_relu(layer, h);
         }
         let [b, _] = h.dims();
         let [c, hh, w] = self.shape;
-        self.head.forward(h).reshape([b, c, hh, w])
+        linear(&self.head, h).reshape([b, c, hh, w])
     }
 }
 
@@ -306,7 +307,7 @@ impl ConvEncoder {
             h = relu(conv.forward(h)); // halves height and width
         }
         let h = with_condition(h.flatten::<2>(1, 3), cond);
-        self.head.forward(relu(self.fc.forward(h)))
+        linear(&self.head, linear_relu(&self.fc, h))
     }
 }
 
@@ -323,7 +324,7 @@ impl ConvDecoder {
     fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let [b, _] = z.dims();
         let [c, h, w] = self.start;
-        let mut x = relu(self.fc2.forward(relu(self.fc1.forward(z)))).reshape([b, c, h, w]);
+        let mut x = linear_relu(&self.fc2, linear_relu(&self.fc1, z)).reshape([b, c, h, w]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {
             x = deconv.forward(x); // doubles height and width

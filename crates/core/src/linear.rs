@@ -1,0 +1,391 @@
+//! Fully connected layers (`x·W + b`, optionally followed by ReLU) as one fused, differentiable
+//! operation on the CPU.
+//!
+//! Burn's `Linear::forward` on `flex` is a matmul into a fresh output (allocated zeroed, then
+//! copied once more to re-align it: `FlexTensor::empty` in burn-flex 0.22), then a broadcast
+//! bias add into another fresh tensor, then `relu` into a third; the backward pass allocates
+//! the same way for each of its matmuls. On the reference MNIST VAE those zero-fills and
+//! copies ran on the training thread while the other core waited. Here, on `flex` in `f32`:
+//!
+//! - forward: the output buffer starts as the bias broadcast over rows and `gemm` accumulates
+//!   `x·W` into it (no zero-fill, no copy, no separate add); ReLU is applied in place;
+//! - backward: `∂x = g·Wᵀ` and `∂W = xᵀ·g` are written by `gemm` straight into new buffers
+//!   (skipped for inputs that need no gradient), `∂b = Σ_rows g`, where `g` is the upstream
+//!   gradient masked by `y > 0` after a ReLU.
+//!
+//! Large products are split over the rayon pool by `gemm`, with the same size threshold as
+//! burn-flex. Other backends (ndarray, GPUs) and layers without bias use Burn's ops, so every
+//! backend computes the same function; tests compare both paths on values and gradients.
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+/// `x·W + b` for `x: [batch, d_input]`: the same as `lin.forward(x)`, fused on `flex`.
+pub fn linear(lin: &Linear, x: Tensor<2>) -> Tensor<2> {
+    forward(lin, x, false)
+}
+
+/// `relu(x·W + b)` for `x: [batch, d_input]`: the same as `relu(lin.forward(x))`, fused on
+/// `flex`.
+pub fn linear_relu(lin: &Linear, x: Tensor<2>) -> Tensor<2> {
+    forward(lin, x, true)
+}
+
+fn forward(lin: &Linear, x: Tensor<2>, with_relu: bool) -> Tensor<2> {
+    #[cfg(feature = "flex")]
+    if let Some(b) = &lin.bias {
+        let (w, b) = (lin.weight.val(), b.val());
+        if flex::applies(&x, &w, &b) {
+            return flex::linear(x, w, b, with_relu);
+        }
+    }
+    let y = lin.forward(x);
+    if with_relu { relu(y) } else { y }
+}
+
+/// The `flex` backend implementation: host kernels, the Burn backend extension and its
+/// autodiff wrapper.
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::backend::autodiff::{
+        Autodiff,
+        checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+        grads::Gradients,
+        ops::{Backward, Ops, OpsKind},
+    };
+    use burn::backend::flex::FlexTensor;
+    use burn::backend::tensor::FloatTensor;
+    use burn::backend::{Backend, DispatchDevice, Flex, backend_extension};
+    use burn::prelude::*;
+    use burn::tensor::{DType, TensorData};
+    use std::borrow::Cow;
+
+    /// Whether the fused path can run: all three tensors `f32` on the `flex` device, shapes
+    /// consistent, no empty dimension.
+    pub fn applies(x: &Tensor<2>, w: &Tensor<2>, b: &Tensor<1>) -> bool {
+        let on_flex = |dtype: DType, device: Device| {
+            dtype == DType::F32 && matches!(device.inner().as_dispatch(), DispatchDevice::Flex(_))
+        };
+        let ([rows, d_in], [w_in, d_out], [b_out]) = (x.dims(), w.dims(), b.dims());
+        on_flex(x.dtype(), x.device())
+            && on_flex(w.dtype(), w.device())
+            && on_flex(b.dtype(), b.device())
+            && d_in == w_in
+            && d_out == b_out
+            && rows > 0
+            && d_in > 0
+            && d_out > 0
+    }
+
+    /// Fused linear layer (see [`super::linear`]).
+    pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, with_relu: bool) -> Tensor<2> {
+        let out = <burn::backend::Dispatch as LinearOps>::fused_linear(
+            x.into_dispatch(),
+            w.into_dispatch(),
+            b.into_dispatch(),
+            with_relu,
+        );
+        Tensor::from_dispatch(out)
+    }
+
+    /// The backend extension: a fully connected layer with an optional ReLU.
+    #[backend_extension(Flex, Autodiff)]
+    pub trait LinearOps: Backend {
+        /// `[batch, d_in] · [d_in, d_out] + [d_out]`, then ReLU if `with_relu`.
+        fn fused_linear(
+            x: FloatTensor<Self>,
+            w: FloatTensor<Self>,
+            b: FloatTensor<Self>,
+            with_relu: bool,
+        ) -> FloatTensor<Self>;
+    }
+
+    /// A contiguous `f32` view of a flex tensor (copying only when it is strided).
+    fn contiguous(t: &FlexTensor) -> Cow<'_, [f32]> {
+        match t.as_slice::<f32>() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(t.to_contiguous().storage::<f32>().to_vec()),
+        }
+    }
+
+    /// The same size threshold (m·n·k) as burn-flex for splitting a product over the pool.
+    const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+
+    /// A row-major `m × k` or transposed operand: `(pointer, column stride, row stride)`.
+    struct Operand(*const f32, isize, isize);
+
+    impl Operand {
+        /// `rows × cols` row-major.
+        fn plain(s: &[f32], cols: usize) -> Self {
+            Self(s.as_ptr(), 1, cols as isize)
+        }
+        /// The transpose of a row-major matrix with `cols` columns.
+        fn transposed(s: &[f32], cols: usize) -> Self {
+            Self(s.as_ptr(), cols as isize, 1)
+        }
+    }
+
+    /// `dst ← (dst if accumulate) + lhs·rhs` for row-major `dst` of `m × n` and inner size `k`.
+    ///
+    /// # Safety
+    /// `dst` must hold `m·n` elements (initialised if `accumulate`), and the operands must
+    /// address `m × k` and `k × n` matrices inside their slices.
+    unsafe fn gemm_into(
+        dst: *mut f32,
+        accumulate: bool,
+        (m, n, k): (usize, usize, usize),
+        lhs: Operand,
+        rhs: Operand,
+    ) {
+        let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        // SAFETY: forwarded from the caller; dst is row-major (column stride 1, row stride n).
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst,
+                1,
+                n as isize,
+                accumulate,
+                lhs.0,
+                lhs.1,
+                lhs.2,
+                rhs.0,
+                rhs.1,
+                rhs.2,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+
+    /// A new row-major `m × n` matrix `lhs·rhs` (`k ≥ 1`), written once by `gemm`.
+    fn product(m: usize, n: usize, k: usize, lhs: Operand, rhs: Operand) -> Vec<f32> {
+        let len = m * n;
+        let mut out = Vec::<f32>::with_capacity(len);
+        // SAFETY: `out` has room for m·n elements; with `accumulate = false` gemm writes every
+        // element of dst without reading it (k ≥ 1), so all `len` elements are initialised
+        // before `set_len`. The operands are checked by the callers' shapes.
+        unsafe {
+            gemm_into(out.as_mut_ptr(), false, (m, n, k), lhs, rhs);
+            out.set_len(len);
+        }
+        out
+    }
+
+    /// Forward on host tensors: `y = x·W + b` (ReLU applied in place when asked).
+    fn run_forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, with_relu: bool) -> FlexTensor {
+        let (rows, d_in) = (x.layout().shape()[0], x.layout().shape()[1]);
+        let d_out = w.layout().shape()[1];
+        let (xs, ws, bs) = (contiguous(x), contiguous(w), contiguous(b));
+        assert!(xs.len() == rows * d_in && ws.len() == d_in * d_out && bs.len() == d_out);
+        let mut y = Vec::with_capacity(rows * d_out);
+        for _ in 0..rows {
+            y.extend_from_slice(&bs);
+        }
+        // SAFETY: y holds rows·d_out initialised elements; x is rows × d_in and W d_in × d_out.
+        unsafe {
+            gemm_into(
+                y.as_mut_ptr(),
+                true,
+                (rows, d_out, d_in),
+                Operand::plain(&xs, d_in),
+                Operand::plain(&ws, d_out),
+            );
+        }
+        if with_relu {
+            y.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+        FlexTensor::from_data(TensorData::new(y, [rows, d_out]))
+    }
+
+    impl LinearOps for Flex {
+        fn fused_linear(
+            x: FloatTensor<Self>,
+            w: FloatTensor<Self>,
+            b: FloatTensor<Self>,
+            with_relu: bool,
+        ) -> FloatTensor<Self> {
+            run_forward(&x, &w, &b, with_relu)
+        }
+    }
+
+    /// Backward state: the input (for ∂W), the weight (for ∂x), and the output when a ReLU
+    /// followed (its sign is the ReLU's derivative).
+    type State = (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>);
+
+    #[derive(Debug)]
+    struct LinearBackward;
+
+    impl Backward<Flex, 3> for LinearBackward {
+        type State = State;
+
+        fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_w, node_b] = ops.parents;
+            let (x, w, y) = ops.state;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let (rows, d_out) = (grad.layout().shape()[0], grad.layout().shape()[1]);
+            let mut g = contiguous(&grad).into_owned();
+            if let Some(y) = y {
+                let ys = contiguous(&y);
+                g.iter_mut()
+                    .zip(ys.iter())
+                    .for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 });
+            }
+            if let (Some(node), Some(w)) = (node_x, w) {
+                // ∂x = g·Wᵀ: [rows, d_out]·[d_out, d_in].
+                let ws = contiguous(&w);
+                let d_in = ws.len() / d_out;
+                let dx = product(
+                    rows,
+                    d_in,
+                    d_out,
+                    Operand::plain(&g, d_out),
+                    Operand::transposed(&ws, d_out),
+                );
+                let dx = FlexTensor::from_data(TensorData::new(dx, [rows, d_in]));
+                grads.register::<Flex>(node.id, dx);
+            }
+            if let (Some(node), Some(x)) = (node_w, x) {
+                // ∂W = xᵀ·g: [d_in, rows]·[rows, d_out].
+                let xs = contiguous(&x);
+                let d_in = xs.len() / rows;
+                let dw = product(
+                    d_in,
+                    d_out,
+                    rows,
+                    Operand::transposed(&xs, d_in),
+                    Operand::plain(&g, d_out),
+                );
+                let dw = FlexTensor::from_data(TensorData::new(dw, [d_in, d_out]));
+                grads.register::<Flex>(node.id, dw);
+            }
+            if let Some(node) = node_b {
+                let mut db = vec![0.0f32; d_out];
+                for row in g.chunks_exact(d_out) {
+                    db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
+                }
+                let db = FlexTensor::from_data(TensorData::new(db, [d_out]));
+                grads.register::<Flex>(node.id, db);
+            }
+        }
+    }
+
+    impl<C: CheckpointStrategy> LinearOps for Autodiff<Flex, C> {
+        fn fused_linear(
+            x: FloatTensor<Self>,
+            w: FloatTensor<Self>,
+            b: FloatTensor<Self>,
+            with_relu: bool,
+        ) -> FloatTensor<Self> {
+            let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
+            match LinearBackward
+                .prepare::<C>([x.node(), w.node(), b.node()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let y = run_forward(x.primitive(), w.primitive(), b.primitive(), with_relu);
+                    let state = (
+                        w_tracked.then(|| x.primitive().clone()),
+                        x_tracked.then(|| w.primitive().clone()),
+                        with_relu.then(|| y.clone()),
+                    );
+                    prep.finish(state, y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(run_forward(
+                    x.primitive(),
+                    w.primitive(),
+                    b.primitive(),
+                    with_relu,
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::LinearConfig;
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    #[cfg(feature = "flex")]
+    /// Values and the gradients of input, weight and bias agree with Burn's `Linear` (+ ReLU),
+    /// for a layer above the parallel threshold and a small one, with and without ReLU, with
+    /// a tracked and an untracked input.
+    #[test]
+    fn fused_matches_burns_linear_with_gradients() {
+        let d = Device::default().autodiff();
+        for (rows, d_in, d_out) in [(130, 300, 257), (3, 5, 2)] {
+            let lin = LinearConfig::new(d_in, d_out).init(&d);
+            let x = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &d);
+            let v = Tensor::<2>::random([rows, d_out], Distribution::Normal(0.0, 1.0), &d);
+            let b = lin.bias.as_ref().unwrap().val();
+            assert!(
+                flex::applies(&x, &lin.weight.val(), &b),
+                "the fused path is tested"
+            );
+            for (with_relu, track_x) in [(false, true), (true, true), (true, false)] {
+                let run = |fused: bool| {
+                    let x = if track_x {
+                        x.clone().require_grad()
+                    } else {
+                        x.clone()
+                    };
+                    let y = match (fused, with_relu) {
+                        (true, false) => linear(&lin, x.clone()),
+                        (true, true) => linear_relu(&lin, x.clone()),
+                        (false, false) => lin.forward(x.clone()),
+                        (false, true) => relu(lin.forward(x.clone())),
+                    };
+                    let grads = (y.clone() * v.clone()).sum().backward();
+                    let gw = lin.weight.val().grad(&grads).unwrap().into_data();
+                    let gb = lin.bias.as_ref().unwrap().val().grad(&grads).unwrap();
+                    let gx = x.grad(&grads).map(|g| g.into_data());
+                    (y.into_data(), gw, gb.into_data(), gx)
+                };
+                let (fy, fw, fb, fx) = run(true);
+                let (cy, cw, cb, cx) = run(false);
+                let tol = Tolerance::absolute(1e-4);
+                fy.assert_approx_eq::<f32>(&cy, tol);
+                fw.assert_approx_eq::<f32>(&cw, tol);
+                fb.assert_approx_eq::<f32>(&cb, tol);
+                assert_eq!(fx.is_some(), track_x);
+                if let (Some(fx), Some(cx)) = (fx, cx) {
+                    fx.assert_approx_eq::<f32>(&cx, tol);
+                }
+            }
+        }
+    }
+
+    #[cfg(feature = "flex")]
+    /// A hand-computed layer: [1, 2]·[[1, −1], [2, 0.5]] + [0.5, −3] = [5.5, −3], ReLU → [5.5, 0].
+    #[test]
+    fn fused_matches_hand_values() {
+        let d = Device::default();
+        let mut lin = LinearConfig::new(2, 2).init(&d);
+        lin.weight =
+            burn::module::Param::from_tensor(Tensor::from_floats([[1.0, -1.0], [2.0, 0.5]], &d));
+        lin.bias = Some(burn::module::Param::from_tensor(Tensor::from_floats(
+            [0.5, -3.0],
+            &d,
+        )));
+        let x = Tensor::<2>::from_floats([[1.0, 2.0]], &d);
+        linear(&lin, x.clone())
+            .into_data()
+            .assert_eq(&TensorData::from([[5.5f32, -3.0]]), false);
+        linear_relu(&lin, x)
+            .into_data()
+            .assert_eq(&TensorData::from([[5.5f32, 0.0]]), false);
+    }
+}
