@@ -84,6 +84,10 @@ fn every_compiled_backend_computes_the_same_loss() {
                 .load_record(burn::store::ModuleRecord::load(&path).unwrap());
             let got = run(&device, &other);
             let gap = rel_gap(&got, &expected);
+            eprintln!(
+                "{name}: largest relative gap to flex {gap:.2e} ({})",
+                cfg.family()
+            );
             assert!(
                 gap < 1e-4,
                 "{name} differs from flex by {gap} ({})",

@@ -234,13 +234,17 @@ mod flex {
             let (x, w, y) = ops.state;
             let grad = grads.consume::<Flex>(&ops.node);
             let (rows, d_out) = (grad.layout().shape()[0], grad.layout().shape()[1]);
-            let mut g = contiguous(&grad).into_owned();
-            if let Some(y) = y {
-                let ys = contiguous(&y);
-                g.iter_mut()
-                    .zip(ys.iter())
-                    .for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 });
-            }
+            let g = match y {
+                // Through the ReLU: the gradient where the output was positive, else 0.
+                Some(y) => Cow::Owned(
+                    contiguous(&grad)
+                        .iter()
+                        .zip(contiguous(&y).iter())
+                        .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
+                        .collect(),
+                ),
+                None => contiguous(&grad),
+            };
             if let (Some(node), Some(w)) = (node_x, w) {
                 // ∂x = g·Wᵀ: [rows, d_out]·[d_out, d_in].
                 let ws = contiguous(&w);

@@ -61,7 +61,10 @@ impl TrainStep for Trainable {
             }
         }
         let grads = out.objective().backward();
-        TrainOutput::new(self, grads, AeItem::Device(Box::new(out)))
+        // Detached now, not when the metrics read it: an item still tied to the graph keeps
+        // the backward states alive, and with them references to the weights, so the
+        // optimiser that runs next would have to copy every weight matrix before updating it.
+        TrainOutput::new(self, grads, AeItem::Device(Box::new(out.detach())))
     }
 }
 
