@@ -13,6 +13,7 @@ use burn::optim::{AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, Op
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Adam (Kingma & Ba) with Burn's exact update rule
 /// `p ← p − lr · m̂ / (√v̂ + ε)` (bias-corrected moments, L2 weight decay added to the gradient),
@@ -94,7 +95,7 @@ impl Optimizer for FusedAdam {
                 TensorData::zeros::<f32, _>(shape.clone()),
             ),
         };
-        let (mut p, g, mut m, mut v) = (tensor.into_data(), grad.into_data(), m, v);
+        let (g, mut m, mut v) = (grad.into_data(), m, v);
         let (b1, b2, wd) = (self.beta_1, self.beta_2, self.weight_decay);
         // The same scalars as Burn's AdaptiveMomentum.
         let bias2_sqrt = (1.0 - b2.powi(time as i32)).sqrt();
@@ -107,23 +108,51 @@ impl Optimizer for FusedAdam {
             step,
             eps,
         };
-        let update =
-            |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| adam_update(&k, p, g, m, v);
-        {
-            let ps = p.as_mut_slice::<f32>().expect("f32 parameter");
-            let gs = g.as_slice::<f32>().expect("f32 gradient");
-            let ms = m.as_mut_slice::<f32>().expect("f32 moment");
-            let vs = v.as_mut_slice::<f32>().expect("f32 moment");
-            if n >= 2 * CHUNK {
-                ps.par_chunks_mut(CHUNK)
-                    .zip(gs.par_chunks(CHUNK))
-                    .zip(ms.par_chunks_mut(CHUNK))
-                    .zip(vs.par_chunks_mut(CHUNK))
-                    .for_each(|(((p, g), m), v)| update(p, g, m, v));
-            } else {
-                update(ps, gs, ms, vs);
+        let gs = g.as_slice::<f32>().expect("f32 gradient");
+        let ms = m.as_mut_slice::<f32>().expect("f32 moment");
+        let vs = v.as_mut_slice::<f32>().expect("f32 moment");
+        assert!(gs.len() == n && ms.len() == n && vs.len() == n);
+        let p = match param_buffer(tensor) {
+            ParamBuffer::Owned(mut p) => {
+                let ps = p.as_mut_slice::<f32>().expect("f32 parameter");
+                assert_eq!(ps.len(), n);
+                if n >= 2 * CHUNK {
+                    ps.par_chunks_mut(CHUNK)
+                        .zip(gs.par_chunks(CHUNK))
+                        .zip(ms.par_chunks_mut(CHUNK))
+                        .zip(vs.par_chunks_mut(CHUNK))
+                        .for_each(|(((p, g), m), v)| adam_update(&k, Slot::InPlace(p), g, m, v));
+                } else {
+                    adam_update(&k, Slot::InPlace(ps), gs, ms, vs);
+                }
+                p
             }
-        }
+            #[cfg(feature = "flex")]
+            ParamBuffer::Shared(old) => {
+                // Read the shared buffer and write the new values into a fresh one in the same
+                // pass, where `into_data` would first copy the buffer (twice, to realign it).
+                let olds = old.as_slice::<f32>().expect("contiguous f32 parameter");
+                assert_eq!(olds.len(), n);
+                let mut new = Vec::<f32>::with_capacity(n);
+                let out = &mut new.spare_capacity_mut()[..n];
+                if n >= 2 * CHUNK {
+                    out.par_chunks_mut(CHUNK)
+                        .zip(olds.par_chunks(CHUNK))
+                        .zip(gs.par_chunks(CHUNK))
+                        .zip(ms.par_chunks_mut(CHUNK))
+                        .zip(vs.par_chunks_mut(CHUNK))
+                        .for_each(|((((o, p), g), m), v)| {
+                            adam_update(&k, Slot::Into(p, o), g, m, v)
+                        });
+                } else {
+                    adam_update(&k, Slot::Into(olds, out), gs, ms, vs);
+                }
+                // SAFETY: the update wrote every one of the first n elements (the chunks of
+                // `out` cover it, and each is zipped with chunks of equal length).
+                unsafe { new.set_len(n) };
+                TensorData::new(new, shape.clone())
+            }
+        };
         let momentum = AdaptiveMomentumState::new(
             time,
             Tensor::from_data(m, &device),
@@ -140,6 +169,37 @@ impl Optimizer for FusedAdam {
     }
 }
 
+/// A parameter's values as the optimiser receives them.
+enum ParamBuffer {
+    /// Owned by the optimiser (or on a backend without a shared view): updated in place.
+    Owned(TensorData),
+    /// A flex buffer still referenced elsewhere — burn-train's `Learner` holds the previous
+    /// model while the optimiser runs — read there, the update written to a new buffer.
+    #[cfg(feature = "flex")]
+    Shared(burn::backend::flex::FlexTensor),
+}
+
+/// Takes the parameter's buffer without copying when it can.
+fn param_buffer<const D: usize>(tensor: Tensor<D>) -> ParamBuffer {
+    #[cfg(feature = "flex")]
+    {
+        use burn::backend::{BackendTensor, DispatchTensor, DispatchTensorKind};
+        let DispatchTensor { kind, autodiff } = tensor.into_dispatch();
+        let kind = match kind {
+            DispatchTensorKind::Flex(BackendTensor::Float(t))
+                if !t.is_unique() && t.as_slice::<f32>().is_some() =>
+            {
+                return ParamBuffer::Shared(t);
+            }
+            other => other,
+        };
+        let tensor = Tensor::<D>::from_dispatch(DispatchTensor { kind, autodiff });
+        ParamBuffer::Owned(tensor.into_data())
+    }
+    #[cfg(not(feature = "flex"))]
+    ParamBuffer::Owned(tensor.into_data())
+}
+
 /// The per-step scalars of one Adam update.
 #[derive(Clone, Copy)]
 struct AdamScalars {
@@ -152,9 +212,17 @@ struct AdamScalars {
     eps: f32,
 }
 
+/// Where a chunk's parameter values come from and go to.
+enum Slot<'a> {
+    /// Read and written in place.
+    InPlace(&'a mut [f32]),
+    /// Read from the first slice, written to the second.
+    Into(&'a [f32], &'a mut [MaybeUninit<f32>]),
+}
+
 /// One Adam update over a chunk, with 8-wide AVX `sqrt`/`div` when the CPU has AVX2 (the
 /// baseline x86-64 target only has 4-wide SSE). Same operations in the same order either way.
-fn adam_update(k: &AdamScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+fn adam_update(k: &AdamScalars, p: Slot<'_>, g: &[f32], m: &mut [f32], v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports the feature `adam_update_avx2` is compiled for.
@@ -165,25 +233,39 @@ fn adam_update(k: &AdamScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn adam_update_avx2(k: &AdamScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+fn adam_update_avx2(k: &AdamScalars, p: Slot<'_>, g: &[f32], m: &mut [f32], v: &mut [f32]) {
     adam_update_generic(k, p, g, m, v)
 }
 
 #[inline(always)]
-fn adam_update_generic(k: &AdamScalars, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-    let AdamScalars {
-        b1,
-        b2,
-        wd,
-        step,
-        eps,
-    } = *k;
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = if wd > 0.0 { g + wd * *p } else { g };
-        *m = b1 * *m + (1.0 - b1) * g;
-        *v = b2 * *v + (1.0 - b2) * (g * g);
-        *p -= step * *m / (v.sqrt() + eps);
+fn adam_update_generic(k: &AdamScalars, p: Slot<'_>, g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    match p {
+        Slot::InPlace(p) => {
+            for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *p = adam_element(k, *p, g, m, v);
+            }
+        }
+        Slot::Into(old, out) => {
+            let it = out
+                .iter_mut()
+                .zip(old)
+                .zip(g)
+                .zip(m.iter_mut())
+                .zip(v.iter_mut());
+            for ((((o, &p), &g), m), v) in it {
+                o.write(adam_element(k, p, g, m, v));
+            }
+        }
     }
+}
+
+/// Burn's Adam rule for one element: updates the moments, returns the new parameter value.
+#[inline(always)]
+fn adam_element(k: &AdamScalars, p: f32, g: f32, m: &mut f32, v: &mut f32) -> f32 {
+    let g = if k.wd > 0.0 { g + k.wd * p } else { g };
+    *m = k.b1 * *m + (1.0 - k.b1) * g;
+    *v = k.b2 * *v + (1.0 - k.b2) * (g * g);
+    p - k.step * *m / (v.sqrt() + k.eps)
 }
 
 #[cfg(test)]
@@ -192,7 +274,8 @@ mod tests {
     use burn::tensor::Tolerance;
 
     /// Five steps of FusedAdam and of Burn's Adam from the same parameter and gradients agree to
-    /// float rounding, with and without weight decay, below and above the parallel chunk size.
+    /// float rounding, with and without weight decay, below and above the parallel chunk size,
+    /// with the parameter's buffer owned (updated in place) and shared (left untouched).
     #[test]
     fn fused_adam_follows_burns_adam() {
         let device = Device::default();
@@ -214,7 +297,16 @@ mod tests {
                     .map(|i| (((i + 13 * t) * 104_729) % 97) as f32 / 40.0 - 1.2)
                     .collect();
                 let g = Tensor::<1>::from_floats(g.as_slice(), &device);
-                (a, sa) = fused.step(1e-2, a, g.clone(), sa);
+                if t % 2 == 1 {
+                    // Someone else still holds the parameter (as burn-train's Learner holds
+                    // the previous model): the update must leave their values untouched.
+                    let held = a.clone();
+                    let before = held.to_data();
+                    (a, sa) = fused.step(1e-2, a, g.clone(), sa);
+                    held.into_data().assert_eq(&before, true);
+                } else {
+                    (a, sa) = fused.step(1e-2, a, g.clone(), sa);
+                }
                 (b, sb) = plain.step(1e-2, b, g, sb);
             }
             a.clone()
