@@ -127,6 +127,10 @@ mod flex {
 
     /// `dst ← (dst if accumulate) + lhs·rhs` for row-major `dst` of `m × n` and inner size `k`.
     ///
+    /// A large product is split by output columns into one block per rayon thread, each a
+    /// single-threaded `gemm`: one fork-join per product, where gemm's own splitting joins once
+    /// per depth block. Every element is still computed by one thread over the whole depth.
+    ///
     /// # Safety
     /// `dst` must hold `m·n` elements (initialised if `accumulate`), and the operands must
     /// address `m × k` and `k × n` matrices inside their slices.
@@ -137,25 +141,67 @@ mod flex {
         lhs: Operand,
         rhs: Operand,
     ) {
-        let parallelism = if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        };
-        // SAFETY: forwarded from the caller; dst is row-major (column stride 1, row stride n).
+        let threads = rayon::current_num_threads();
+        if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD || threads < 2 || n < 32 {
+            // SAFETY: forwarded from the caller.
+            unsafe { gemm_block(dst, accumulate, (m, n, k), n, &lhs, &rhs, 0, n) };
+            return;
+        }
+        // Column blocks of a multiple of 16 (the micro-kernel's width).
+        let width = n.div_ceil(threads).div_ceil(16) * 16;
+        let (dst, lhs, rhs) = (SendPtr(dst), &lhs, &rhs);
+        rayon::scope(|s| {
+            for start in (width..n).step_by(width) {
+                s.spawn(move |_| {
+                    let dst = dst;
+                    let end = (start + width).min(n);
+                    // SAFETY: blocks are disjoint column ranges of dst.
+                    unsafe { gemm_block(dst.0, accumulate, (m, n, k), n, lhs, rhs, start, end) };
+                });
+            }
+            // SAFETY: the first block, on this thread; disjoint from the spawned ones.
+            unsafe { gemm_block(dst.0, accumulate, (m, n, k), n, lhs, rhs, 0, width.min(n)) };
+        });
+    }
+
+    /// A raw output pointer handed to the pool's threads (each writes its own columns).
+    #[derive(Clone, Copy)]
+    struct SendPtr(*mut f32);
+    // SAFETY: the threads write disjoint column blocks, and the scope outlives none of them.
+    unsafe impl Send for SendPtr {}
+    unsafe impl Sync for SendPtr {}
+    // SAFETY: operands are only read, and outlive the scope that shares them.
+    unsafe impl Sync for Operand {}
+
+    /// Columns `start..end` of the product, single-threaded.
+    ///
+    /// # Safety
+    /// As [`gemm_into`], with `start ≤ end ≤ n`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_block(
+        dst: *mut f32,
+        accumulate: bool,
+        (m, _n, k): (usize, usize, usize),
+        row_stride: usize,
+        lhs: &Operand,
+        rhs: &Operand,
+        start: usize,
+        end: usize,
+    ) {
+        // SAFETY: forwarded; the column offsets stay inside dst's rows and rhs's columns.
         unsafe {
             gemm::gemm(
                 m,
-                n,
+                end - start,
                 k,
-                dst,
+                dst.add(start),
                 1,
-                n as isize,
+                row_stride as isize,
                 accumulate,
                 lhs.0,
                 lhs.1,
                 lhs.2,
-                rhs.0,
+                rhs.0.offset(start as isize * rhs.1),
                 rhs.1,
                 rhs.2,
                 1.0,
@@ -163,7 +209,7 @@ mod flex {
                 false,
                 false,
                 false,
-                parallelism,
+                gemm::Parallelism::None,
             );
         }
     }
