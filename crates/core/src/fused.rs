@@ -200,6 +200,7 @@ pub mod kernel {
 #[cfg(feature = "flex")]
 mod flex {
     use super::kernel;
+    use crate::host::{contiguous, is_flex_f32, tensor};
     use burn::backend::autodiff::{
         Autodiff,
         checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -209,18 +210,13 @@ mod flex {
     use burn::backend::flex::FlexTensor;
     use burn::backend::ops::FloatTensorOps;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Backend, DispatchDevice, Flex, backend_extension};
+    use burn::backend::{Backend, Flex, backend_extension};
     use burn::prelude::*;
-    use burn::tensor::{DType, TensorData};
 
     /// Whether the fused kernel can run on these tensors: `f32` on the `flex` device (with or
     /// without autodiff).
     pub fn applies(logits: &Tensor<2>, x: &Tensor<2>) -> bool {
-        let on_flex = |t: &Tensor<2>| {
-            t.dtype() == DType::F32
-                && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
-        };
-        on_flex(logits) && on_flex(x) && logits.dims() == x.dims() && logits.dims()[0] > 0
+        is_flex_f32(logits) && is_flex_f32(x) && logits.dims() == x.dims() && logits.dims()[0] > 0
     }
 
     /// Fused Bernoulli NLL (see [`super::bernoulli_nll`]).
@@ -239,30 +235,18 @@ mod flex {
         fn bernoulli_nll(logits: FloatTensor<Self>, x: FloatTensor<Self>) -> FloatTensor<Self>;
     }
 
-    /// A contiguous `f32` view of a flex tensor (copying only when it is strided).
-    fn contiguous(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-        match t.as_slice::<f32>() {
-            Some(s) => std::borrow::Cow::Borrowed(s),
-            None => std::borrow::Cow::Owned(t.to_contiguous().storage::<f32>().to_vec()),
-        }
-    }
-
     /// Runs the kernel; returns the NLL `[batch]` and, if asked, σ(l) − x `[batch, pixels]`.
     fn run(
         logits: &FlexTensor,
         x: &FlexTensor,
         with_dir: bool,
     ) -> (FlexTensor, Option<FlexTensor>) {
-        let shape = logits.layout().shape().clone();
-        let rows = shape[0];
+        let (rows, cols) = (logits.layout().shape()[0], logits.layout().shape()[1]);
         let (l, xs) = (contiguous(logits), contiguous(x));
         let mut nll = vec![0.0f32; rows];
         let mut dir = with_dir.then(|| vec![0.0f32; l.len()]);
         kernel::bernoulli_rows(&l, &xs, &mut nll, dir.as_deref_mut());
-        (
-            FlexTensor::from_data(TensorData::new(nll, [rows])),
-            dir.map(|d| FlexTensor::from_data(TensorData::new(d, shape))),
-        )
+        (tensor(nll, [rows]), dir.map(|d| tensor(d, [rows, cols])))
     }
 
     impl BernoulliNllOps for Flex {

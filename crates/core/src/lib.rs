@@ -13,6 +13,8 @@
 mod autoencoder;
 mod batch;
 pub mod fused;
+#[cfg(feature = "flex")]
+mod host;
 mod likelihood;
 pub mod linear;
 mod output;

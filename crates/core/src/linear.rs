@@ -47,6 +47,7 @@ fn forward(lin: &Linear, x: Tensor<2>, with_relu: bool) -> Tensor<2> {
 /// autodiff wrapper.
 #[cfg(feature = "flex")]
 mod flex {
+    use crate::host::{contiguous, is_flex_f32, tensor};
     use burn::backend::autodiff::{
         Autodiff,
         checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -55,21 +56,17 @@ mod flex {
     };
     use burn::backend::flex::FlexTensor;
     use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Backend, DispatchDevice, Flex, backend_extension};
+    use burn::backend::{Backend, Flex, backend_extension};
     use burn::prelude::*;
-    use burn::tensor::{DType, TensorData};
     use std::borrow::Cow;
 
     /// Whether the fused path can run: all three tensors `f32` on the `flex` device, shapes
     /// consistent, no empty dimension.
     pub fn applies(x: &Tensor<2>, w: &Tensor<2>, b: &Tensor<1>) -> bool {
-        let on_flex = |dtype: DType, device: Device| {
-            dtype == DType::F32 && matches!(device.inner().as_dispatch(), DispatchDevice::Flex(_))
-        };
         let ([rows, d_in], [w_in, d_out], [b_out]) = (x.dims(), w.dims(), b.dims());
-        on_flex(x.dtype(), x.device())
-            && on_flex(w.dtype(), w.device())
-            && on_flex(b.dtype(), b.device())
+        is_flex_f32(x)
+            && is_flex_f32(w)
+            && is_flex_f32(b)
             && d_in == w_in
             && d_out == b_out
             && rows > 0
@@ -98,14 +95,6 @@ mod flex {
             b: FloatTensor<Self>,
             with_relu: bool,
         ) -> FloatTensor<Self>;
-    }
-
-    /// A contiguous `f32` view of a flex tensor (copying only when it is strided).
-    fn contiguous(t: &FlexTensor) -> Cow<'_, [f32]> {
-        match t.as_slice::<f32>() {
-            Some(s) => Cow::Borrowed(s),
-            None => Cow::Owned(t.to_contiguous().storage::<f32>().to_vec()),
-        }
     }
 
     /// The same size threshold (m·n·k) as burn-flex for splitting a product over the pool.
@@ -251,7 +240,7 @@ mod flex {
         if with_relu {
             y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
-        FlexTensor::from_data(TensorData::new(y, [rows, d_out]))
+        tensor(y, [rows, d_out])
     }
 
     impl LinearOps for Flex {
@@ -302,8 +291,7 @@ mod flex {
                     Operand::plain(&g, d_out),
                     Operand::transposed(&ws, d_out),
                 );
-                let dx = FlexTensor::from_data(TensorData::new(dx, [rows, d_in]));
-                grads.register::<Flex>(node.id, dx);
+                grads.register::<Flex>(node.id, tensor(dx, [rows, d_in]));
             }
             if let (Some(node), Some(x)) = (node_w, x) {
                 // ∂W = xᵀ·g: [d_in, rows]·[rows, d_out].
@@ -316,16 +304,14 @@ mod flex {
                     Operand::transposed(&xs, d_in),
                     Operand::plain(&g, d_out),
                 );
-                let dw = FlexTensor::from_data(TensorData::new(dw, [d_in, d_out]));
-                grads.register::<Flex>(node.id, dw);
+                grads.register::<Flex>(node.id, tensor(dw, [d_in, d_out]));
             }
             if let Some(node) = node_b {
                 let mut db = vec![0.0f32; d_out];
                 for row in g.chunks_exact(d_out) {
                     db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
                 }
-                let db = FlexTensor::from_data(TensorData::new(db, [d_out]));
-                grads.register::<Flex>(node.id, db);
+                grads.register::<Flex>(node.id, tensor(db, [d_out]));
             }
         }
     }

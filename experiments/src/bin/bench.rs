@@ -106,31 +106,37 @@ fn child(
     args: &Args,
     mnist: &Path,
 ) -> anyhow::Result<BenchResult> {
-    let out = Command::new(exe)
-        .args([
-            "--child",
-            case,
-            "--devices",
-            dev,
-            "--repeats",
-            &args.repeats.to_string(),
-            "--warmup",
-            &args.warmup.to_string(),
-        ])
-        .arg("--data-dir")
-        .arg(mnist)
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--child",
+        case,
+        "--devices",
+        dev,
+        "--repeats",
+        &args.repeats.to_string(),
+        "--warmup",
+        &args.warmup.to_string(),
+    ])
+    .arg("--data-dir")
+    .arg(mnist);
+    Ok(serde_json::from_value(json_result(
+        cmd,
+        &format!("{case} on {dev}"),
+    )?)?)
+}
+
+/// Runs `cmd` and parses the last line of its standard output as JSON; `what` names it in
+/// errors (cannot start, non-zero exit with its standard error, malformed output).
+fn json_result(mut cmd: Command, what: &str) -> anyhow::Result<serde_json::Value> {
+    let out = cmd
         .output()
-        .context("cannot start a benchmark child process")?;
+        .with_context(|| format!("cannot start {what}"))?;
     if !out.status.success() {
-        bail!(
-            "{case} on {dev} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(serde_json::from_str(
-        text.lines().last().unwrap_or_default(),
-    )?)
+    serde_json::from_str(text.lines().last().unwrap_or_default())
+        .with_context(|| format!("{what} printed no result line"))
 }
 
 /// Alternates rounds of the Burn MLP VAE (on each device) and its PyTorch twin, then prints
@@ -169,30 +175,14 @@ fn compare_pytorch(
             burn_round.push(r.stats().0);
             burn_times[i].extend(r.seconds_per_epoch);
         }
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(mnist)
-            .args([
-                "--epochs",
-                &args.repeats.to_string(),
-                "--threads",
-                &threads.to_string(),
-            ])
-            .output()
-            .with_context(|| format!("cannot run {}", script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} failed:\n{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let v: serde_json::Value = serde_json::from_str(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .unwrap_or_default(),
-        )?;
+        let mut cmd = Command::new("python3");
+        cmd.arg(&script).arg(mnist).args([
+            "--epochs",
+            &args.repeats.to_string(),
+            "--threads",
+            &threads.to_string(),
+        ]);
+        let v = json_result(cmd, &script.display().to_string())?;
         let t: Vec<f64> = v["seconds_per_epoch"]
             .as_array()
             .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
