@@ -156,7 +156,11 @@ pub mod kernel {
         const LN2_LO: f32 = 1.428_606_8e-6;
         const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding and subtracting rounds to nearest
         let y = if a > 87.0 { -87.0 } else { -a }; // keeps NaN
-        let n = (y * LOG2E + ROUND) - ROUND;
+        let shifted = y * LOG2E + ROUND;
+        let n = shifted - ROUND;
+        // n as an integer, read off the bits of ROUND + n (one binade: ulp 1), not by a float
+        // to int cast, which Rust saturates one lane at a time and would stop vectorisation.
+        let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
         let r = (y - n * LN2_HI) - n * LN2_LO;
         let p = 1.0 / 5040.0;
         let p = p * r + 1.0 / 720.0;
@@ -166,7 +170,7 @@ pub mod kernel {
         let p = p * r + 0.5;
         let p = p * r + 1.0;
         let p = p * r + 1.0;
-        let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+        let scale = f32::from_bits(((n_int + 127) as u32) << 23);
         p * scale
     }
 

@@ -97,8 +97,9 @@ mod flex {
         ) -> FloatTensor<Self>;
     }
 
-    /// The same size threshold (m·n·k) as burn-flex for splitting a product over the pool.
-    const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+    /// Products of at least this many multiply-adds (m·n·k) are split over the pool: about
+    /// 15 µs of one core's work, well above the cost of one fork-join with a hot pool.
+    const PARALLEL_THRESHOLD: usize = 64 * 64 * 128;
 
     /// A row-major `m × k` or transposed operand: `(pointer, column stride, row stride)`.
     struct Operand(*const f32, isize, isize);
@@ -114,11 +115,20 @@ mod flex {
         }
     }
 
+    /// Which part of the output one thread computes: rows or columns `start..end`.
+    #[derive(Clone, Copy)]
+    enum Block {
+        Rows(usize, usize),
+        Cols(usize, usize),
+    }
+
     /// `dst ← (dst if accumulate) + lhs·rhs` for row-major `dst` of `m × n` and inner size `k`.
     ///
-    /// A large product is split by output columns into one block per rayon thread, each a
-    /// single-threaded `gemm`: one fork-join per product, where gemm's own splitting joins once
-    /// per depth block. Every element is still computed by one thread over the whole depth.
+    /// A large product is split along its longer output side into one block per rayon thread
+    /// (multiples of 8 rows or columns), each a single-threaded `gemm` over the whole depth:
+    /// one fork-join per product, where gemm's own splitting joins once per depth block, and
+    /// every element is summed in the same order however the product is split. The calling
+    /// thread's block is sized by [`Share`] from the threads' measured speeds.
     ///
     /// # Safety
     /// `dst` must hold `m·n` elements (initialised if `accumulate`), and the operands must
@@ -131,66 +141,136 @@ mod flex {
         rhs: Operand,
     ) {
         let threads = rayon::current_num_threads();
-        if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD || threads < 2 || n < 32 {
+        let side = m.max(n);
+        if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD || threads < 2 || side < 16 {
             // SAFETY: forwarded from the caller.
-            unsafe { gemm_block(dst, accumulate, (m, n, k), n, &lhs, &rhs, 0, n) };
+            unsafe { gemm_block(dst, accumulate, (m, n, k), &lhs, &rhs, Block::Cols(0, n)) };
             return;
         }
-        // Column blocks of a multiple of 16 (the micro-kernel's width).
-        let width = n.div_ceil(threads).div_ceil(16) * 16;
+        let share = SHARE.get(threads);
+        // The calling thread's block, then equal blocks for the others, in multiples of 8.
+        let first = ((side as f64 * share / 8.0).round() as usize * 8).clamp(8, side - 8);
+        let width = (side - first).div_ceil(threads - 1).div_ceil(8) * 8;
+        let block = |start: usize, end: usize| {
+            if n >= m {
+                Block::Cols(start, end)
+            } else {
+                Block::Rows(start, end)
+            }
+        };
         let (dst, lhs, rhs) = (SendPtr(dst), &lhs, &rhs);
+        let other_ns = std::sync::atomic::AtomicU64::new(0);
+        let mut own_ns = 0;
         rayon::scope(|s| {
-            for start in (width..n).step_by(width) {
+            for start in (first..side).step_by(width) {
+                let other_ns = &other_ns;
                 s.spawn(move |_| {
                     let dst = dst;
-                    let end = (start + width).min(n);
-                    // SAFETY: blocks are disjoint column ranges of dst.
-                    unsafe { gemm_block(dst.0, accumulate, (m, n, k), n, lhs, rhs, start, end) };
+                    let t = std::time::Instant::now();
+                    let end = (start + width).min(side);
+                    // SAFETY: blocks are disjoint parts of dst.
+                    unsafe {
+                        gemm_block(dst.0, accumulate, (m, n, k), lhs, rhs, block(start, end))
+                    };
+                    // Per column (or row) of the block, the first block to finish.
+                    let per = t.elapsed().as_nanos() as u64 * 1024 / (end - start) as u64;
+                    let _ = other_ns.compare_exchange(
+                        0,
+                        per.max(1),
+                        std::sync::atomic::Ordering::Relaxed,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                 });
             }
+            let t = std::time::Instant::now();
             // SAFETY: the first block, on this thread; disjoint from the spawned ones.
-            unsafe { gemm_block(dst.0, accumulate, (m, n, k), n, lhs, rhs, 0, width.min(n)) };
+            unsafe { gemm_block(dst.0, accumulate, (m, n, k), lhs, rhs, block(0, first)) };
+            own_ns = t.elapsed().as_nanos() as u64 * 1024 / first as u64;
         });
+        SHARE.update(threads, own_ns, other_ns.into_inner());
     }
 
-    /// A raw output pointer handed to the pool's threads (each writes its own columns).
+    /// The calling thread's share of a split product, adapted to how fast the threads run.
+    ///
+    /// On a shared or virtual machine the cores do not run at one speed: measured on the
+    /// development VM, the other core took 30 % longer than the training thread for the same
+    /// block over a whole epoch, and the reverse in another; with equal blocks the faster thread
+    /// waits. After each split product, the time per column of the calling thread's block and
+    /// of the first other block to finish give the share that would have made both end
+    /// together; the share moves an eighth of the way there. The split changes only who computes
+    /// which elements, never the order of any sum, so results do not depend on it.
+    struct Share(std::sync::atomic::AtomicU32);
+
+    static SHARE: Share = Share(std::sync::atomic::AtomicU32::new(0));
+
+    impl Share {
+        /// The current share for `threads` threads (1/threads until measured).
+        fn get(&self, threads: usize) -> f64 {
+            match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => 1.0 / threads as f64,
+                bits => f32::from_bits(bits) as f64,
+            }
+        }
+
+        /// Moves the share towards equal finishing times, given the nanoseconds per 1024
+        /// columns of the calling thread's block and of another thread's.
+        fn update(&self, threads: usize, own: u64, other: u64) {
+            if own == 0 || other == 0 {
+                return;
+            }
+            // Speeds are inverse times per column; the ideal share is own speed over the sum.
+            let (own_speed, other_speed) = (1.0 / own as f64, 1.0 / other as f64);
+            let ideal = own_speed / (own_speed + (threads - 1) as f64 * other_speed);
+            let current = self.get(threads);
+            let next = (current + (ideal - current) / 8.0)
+                .clamp(0.5 / threads as f64, 2.0 / threads as f64);
+            self.0.store(
+                (next as f32).to_bits(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// A raw output pointer handed to the pool's threads (each writes its own block).
     #[derive(Clone, Copy)]
     struct SendPtr(*mut f32);
-    // SAFETY: the threads write disjoint column blocks, and the scope outlives none of them.
+    // SAFETY: the threads write disjoint blocks, and the scope outlives none of them.
     unsafe impl Send for SendPtr {}
     unsafe impl Sync for SendPtr {}
     // SAFETY: operands are only read, and outlive the scope that shares them.
     unsafe impl Sync for Operand {}
 
-    /// Columns `start..end` of the product, single-threaded.
+    /// One block of the product, single-threaded.
     ///
     /// # Safety
-    /// As [`gemm_into`], with `start ≤ end ≤ n`.
-    #[allow(clippy::too_many_arguments)]
+    /// As [`gemm_into`], with the block inside `m × n`.
     unsafe fn gemm_block(
         dst: *mut f32,
         accumulate: bool,
-        (m, _n, k): (usize, usize, usize),
-        row_stride: usize,
+        (m, n, k): (usize, usize, usize),
         lhs: &Operand,
         rhs: &Operand,
-        start: usize,
-        end: usize,
+        block: Block,
     ) {
-        // SAFETY: forwarded; the column offsets stay inside dst's rows and rhs's columns.
+        // Offsets of the block's first element in dst, lhs and rhs, and its size.
+        let (dst_off, lhs_off, rhs_off, rows, cols) = match block {
+            Block::Cols(a, b) => (a as isize, 0, a as isize * rhs.1, m, b - a),
+            Block::Rows(a, b) => ((a * n) as isize, a as isize * lhs.2, 0, b - a, n),
+        };
+        // SAFETY: forwarded; the offsets stay inside dst's, lhs's and rhs's matrices.
         unsafe {
             gemm::gemm(
-                m,
-                end - start,
+                rows,
+                cols,
                 k,
-                dst.add(start),
+                dst.offset(dst_off),
                 1,
-                row_stride as isize,
+                n as isize,
                 accumulate,
-                lhs.0,
+                lhs.0.offset(lhs_off),
                 lhs.1,
                 lhs.2,
-                rhs.0.offset(start as isize * rhs.1),
+                rhs.0.offset(rhs_off),
                 rhs.1,
                 rhs.2,
                 1.0,
@@ -357,12 +437,13 @@ mod tests {
 
     #[cfg(feature = "flex")]
     /// Values and the gradients of input, weight and bias agree with Burn's `Linear` (+ ReLU),
-    /// for a layer above the parallel threshold and a small one, with and without ReLU, with
-    /// a tracked and an untracked input.
+    /// for layers whose products are split over the pool by columns (130×300→257) and by rows
+    /// (200×400→40, a narrow output) and a small one, with and without ReLU, with a tracked and
+    /// an untracked input.
     #[test]
     fn fused_matches_burns_linear_with_gradients() {
         let d = Device::default().autodiff();
-        for (rows, d_in, d_out) in [(130, 300, 257), (3, 5, 2)] {
+        for (rows, d_in, d_out) in [(130, 300, 257), (200, 400, 40), (3, 5, 2)] {
             let lin = LinearConfig::new(d_in, d_out).init(&d);
             let x = Tensor::<2>::random([rows, d_in], Distribution::Normal(0.0, 1.0), &d);
             let v = Tensor::<2>::random([rows, d_out], Distribution::Normal(0.0, 1.0), &d);

@@ -9,6 +9,9 @@
 //! loop's thread takes its share of every parallel op. On the reference MLP VAE this took the
 //! epoch from 3.38 s to 2.24 s on 2 cores, in runs a noisy machine apart (BENCHMARKS.md, step 2).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// Builds rayon's global pool with the calling thread as one of its workers (the pool's size
 /// is `RAYON_NUM_THREADS`, else the number of cores). Call it first thing in `main`, on the
 /// thread that trains; returns `false` (and changes nothing) if the global pool already exists.
@@ -17,4 +20,65 @@ pub fn join_compute_pool() -> bool {
         .use_current_thread()
         .build_global()
         .is_ok()
+}
+
+/// While alive, keeps the global pool's other workers awake between parallel ops.
+///
+/// Rayon parks an idle worker after a few dozen `sched_yield`s, and the next parallel op must
+/// wake it through the kernel; on a virtual machine, whose idle vCPU halts, that can take
+/// long. Between the many short parallel ops of a training step (a dozen split products, the
+/// loss, Adam's updates) the other core then often slept while the training thread ran a
+/// share of work alone. While a `HotPool` lives, every other worker runs a job that keeps
+/// looking for work (`rayon::yield_now`), yielding the CPU to other threads of the machine
+/// (the data loader's) between tries. It spins only when the calling thread is itself a
+/// worker of the global pool (see [`join_compute_pool`]) and the pool has more than one
+/// thread, so a sweep that runs one single-threaded process per core is left alone.
+pub struct HotPool {
+    active: Arc<AtomicBool>,
+}
+
+impl HotPool {
+    /// Starts keeping the other workers awake until the value is dropped.
+    pub fn new() -> Self {
+        let active = Arc::new(AtomicBool::new(true));
+        if let Some(me) = rayon::current_thread_index()
+            && rayon::current_num_threads() > 1
+        {
+            let flag = active.clone();
+            rayon::spawn_broadcast(move |ctx| {
+                if ctx.index() != me {
+                    keep_looking_for_work(&flag);
+                }
+            });
+        }
+        Self { active }
+    }
+}
+
+/// Runs the pool's pending jobs as they come until `active` is cleared: a short spin between
+/// tries, then `sched_yield` so that other runnable threads get the core.
+fn keep_looking_for_work(active: &AtomicBool) {
+    let mut idle = 0u32;
+    while active.load(Ordering::Acquire) {
+        if let Some(rayon::Yield::Executed) = rayon::yield_now() {
+            idle = 0;
+        } else if idle < 64 {
+            idle += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Default for HotPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for HotPool {
+    fn drop(&mut self) {
+        self.active.store(false, Ordering::Release);
+    }
 }
