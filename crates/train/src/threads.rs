@@ -58,6 +58,7 @@ impl HotPool {
 /// Runs the pool's pending jobs as they come until `active` is cleared: a short spin between
 /// tries, then `sched_yield` so that other runnable threads get the core.
 fn keep_looking_for_work(active: &AtomicBool) {
+    SPINNING.fetch_add(1, Ordering::AcqRel);
     let mut idle = 0u32;
     while active.load(Ordering::Acquire) {
         if let Some(rayon::Yield::Executed) = rayon::yield_now() {
@@ -69,7 +70,11 @@ fn keep_looking_for_work(active: &AtomicBool) {
             std::thread::yield_now();
         }
     }
+    SPINNING.fetch_sub(1, Ordering::AcqRel);
 }
+
+/// How many workers are running [`keep_looking_for_work`] now (for tests).
+static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Default for HotPool {
     fn default() -> Self {
@@ -80,5 +85,57 @@ impl Default for HotPool {
 impl Drop for HotPool {
     fn drop(&mut self) {
         self.active.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rayon::prelude::*;
+    use std::time::{Duration, Instant};
+
+    fn spinning_becomes(n: usize) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if SPINNING.load(Ordering::Acquire) == n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    /// Inside a pool, a `HotPool` keeps the other worker looking for work, parallel ops still
+    /// run (and are shared with it), and dropping the guard ends the spinning; outside a pool
+    /// it does nothing.
+    #[test]
+    fn hot_pool_spins_while_alive_and_stops_when_dropped() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let hot = HotPool::new();
+            assert!(spinning_becomes(1), "the other worker spins");
+            let sum: u64 = (0..1_000_000u64).into_par_iter().map(|i| i % 7).sum();
+            assert_eq!(sum, (0..1_000_000u64).map(|i| i % 7).sum::<u64>());
+            let threads: std::collections::HashSet<_> = (0..64)
+                .into_par_iter()
+                .map(|_| {
+                    std::thread::sleep(Duration::from_millis(2));
+                    rayon::current_thread_index()
+                })
+                .collect();
+            assert_eq!(threads.len(), 2, "both workers took jobs");
+            drop(hot);
+            assert!(spinning_becomes(0), "dropping the guard stops the spinner");
+        });
+        let _outside = HotPool::new();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            SPINNING.load(Ordering::Acquire),
+            0,
+            "no spinning outside a pool"
+        );
     }
 }
