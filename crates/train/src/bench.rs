@@ -136,8 +136,6 @@ pub fn run_case(
     let mut optim = crate::optim::optimizer(&cfg.optimizer, device_name);
     let mut times = Vec::new();
     let mut phases = Phases::default();
-    // The other cores stay awake between the step's parallel ops (see `threads::HotPool`).
-    let _hot = crate::threads::HotPool::new();
     for epoch in 0..warmup + repeats {
         let start = Instant::now();
         let mut last = None;

@@ -476,11 +476,7 @@ fn execute(
         crate::optim::optimizer(&cfg.optimizer, &device_name),
         cfg.optimizer.lr,
     );
-    let result = {
-        // The other cores stay awake between the step's parallel ops (see `threads::HotPool`).
-        let _hot = crate::threads::HotPool::new();
-        training.launch(learner)
-    };
+    let result = training.launch(learner);
     let train_seconds = started.elapsed().as_secs_f64();
     *CURRENT.lock().expect("ctrl-c slot") = None;
     if let Some(err) = result.error {
