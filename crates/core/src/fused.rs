@@ -43,7 +43,7 @@ pub mod kernel {
     use rayon::prelude::*;
 
     /// Rows per rayon task: enough work per task (≈ 8 MNIST rows) to amortise scheduling.
-    const ROWS_PER_TASK: usize = 8;
+    pub(crate) const ROWS_PER_TASK: usize = 8;
 
     /// Computes, for row-major `logits` and `x` of `nll.len()` rows, each row's NLL into `nll`
     /// and, when `dir` is given, `σ(l) − x` element-wise into it. Rows are split over the
@@ -253,6 +253,30 @@ mod flex {
         (tensor(nll, [rows]), dir.map(|d| tensor(d, [rows, cols])))
     }
 
+    /// `dir · grad` for `dir: [rows, cols]` and `grad: [rows, 1]`: each row scaled by its
+    /// upstream gradient, in `dir`'s own buffer (made by [`run`], so not shared) and split by
+    /// rows over the pool; Burn's broadcast multiply would allocate, zero and realign a new
+    /// `[rows, cols]` tensor on one thread.
+    fn scale_rows(mut dir: FlexTensor, grad: &FlexTensor) -> FlexTensor {
+        use rayon::prelude::*;
+        let cols = dir.layout().shape()[1];
+        let g = contiguous(grad);
+        let contiguous_dir = dir.is_contiguous();
+        match dir.try_storage_mut::<f32>() {
+            Some(d) if contiguous_dir && d.len() == g.len() * cols => {
+                d.par_chunks_mut(cols * kernel::ROWS_PER_TASK)
+                    .zip(g.par_chunks(kernel::ROWS_PER_TASK))
+                    .for_each(|(rows, g)| {
+                        for (row, &g) in rows.chunks_exact_mut(cols).zip(g) {
+                            row.iter_mut().for_each(|v| *v *= g);
+                        }
+                    });
+                dir
+            }
+            _ => Flex::float_mul(dir, grad.clone()),
+        }
+    }
+
     impl BernoulliNllOps for Flex {
         fn bernoulli_nll(logits: FloatTensor<Self>, x: FloatTensor<Self>) -> FloatTensor<Self> {
             run(&logits, &x, false).0
@@ -280,7 +304,7 @@ mod flex {
                 grads.register::<Flex>(node.id, g);
             }
             if let Some(node) = node_logits {
-                grads.register::<Flex>(node.id, Flex::float_mul(dir, grad));
+                grads.register::<Flex>(node.id, scale_rows(dir, &grad));
             }
         }
     }

@@ -7,8 +7,9 @@
 //! the same way for each of its matmuls. On the reference MNIST VAE those zero-fills and
 //! copies ran on the training thread while the other core waited. Here, on `flex` in `f32`:
 //!
-//! - forward: the output buffer starts as the bias broadcast over rows and `gemm` accumulates
-//!   `x·W` into it (no zero-fill, no copy, no separate add); ReLU is applied in place;
+//! - forward: each thread's block of the output starts as the bias broadcast over its rows,
+//!   `gemm` accumulates `x·W` into it (no zero-fill, no copy, no separate add), and ReLU is
+//!   applied in place;
 //! - backward: `∂x = g·Wᵀ` and `∂W = xᵀ·g` are written by `gemm` straight into new buffers
 //!   (skipped for inputs that need no gradient), `∂b = Σ_rows g`, where `g` is the upstream
 //!   gradient masked by `y > 0` after a ReLU.
@@ -123,7 +124,25 @@ mod flex {
         Cols(usize, usize),
     }
 
-    /// `dst ← (dst if accumulate) + lhs·rhs` for row-major `dst` of `m × n` and inner size `k`.
+    /// How a product's output starts and ends, applied by each thread to its own block.
+    #[derive(Clone, Copy)]
+    struct Fill<'a> {
+        /// Start from this bias broadcast over rows and accumulate into it; `None`: overwrite.
+        bias: Option<&'a [f32]>,
+        /// Apply ReLU to the result.
+        relu: bool,
+    }
+
+    impl Fill<'_> {
+        /// Overwrite with the product, nothing else.
+        const PLAIN: Fill<'static> = Fill {
+            bias: None,
+            relu: false,
+        };
+    }
+
+    /// `dst ← [relu](bias + lhs·rhs)` (see [`Fill`]) for row-major `dst` of `m × n` and inner
+    /// size `k ≥ 1`; every element of `dst` is written, none is read before.
     ///
     /// A large product is split along its longer output side into one block per rayon thread
     /// (multiples of 8 rows or columns), each a single-threaded `gemm` over the whole depth:
@@ -132,11 +151,11 @@ mod flex {
     /// thread's block is sized by [`Share`] from the threads' measured speeds.
     ///
     /// # Safety
-    /// `dst` must hold `m·n` elements (initialised if `accumulate`), and the operands must
-    /// address `m × k` and `k × n` matrices inside their slices.
+    /// `dst` must have room for `m·n` elements, the bias (if any) `n` elements, and the
+    /// operands must address `m × k` and `k × n` matrices inside their slices.
     unsafe fn gemm_into(
         dst: *mut f32,
-        accumulate: bool,
+        fill: Fill<'_>,
         (m, n, k): (usize, usize, usize),
         lhs: Operand,
         rhs: Operand,
@@ -145,7 +164,7 @@ mod flex {
         let side = m.max(n);
         if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD || threads < 2 || side < 16 {
             // SAFETY: forwarded from the caller.
-            unsafe { gemm_block(dst, accumulate, (m, n, k), &lhs, &rhs, Block::Cols(0, n)) };
+            unsafe { gemm_block(dst, fill, (m, n, k), &lhs, &rhs, Block::Cols(0, n)) };
             return;
         }
         let share = SHARE.get(threads);
@@ -170,9 +189,7 @@ mod flex {
                     let t = std::time::Instant::now();
                     let end = (start + width).min(side);
                     // SAFETY: blocks are disjoint parts of dst.
-                    unsafe {
-                        gemm_block(dst.0, accumulate, (m, n, k), lhs, rhs, block(start, end))
-                    };
+                    unsafe { gemm_block(dst.0, fill, (m, n, k), lhs, rhs, block(start, end)) };
                     // Per column (or row) of the block, the first block to finish.
                     let per = t.elapsed().as_nanos() as u64 * 1024 / (end - start) as u64;
                     let _ = other_ns.compare_exchange(
@@ -185,7 +202,7 @@ mod flex {
             }
             let t = std::time::Instant::now();
             // SAFETY: the first block, on this thread; disjoint from the spawned ones.
-            unsafe { gemm_block(dst.0, accumulate, (m, n, k), lhs, rhs, block(0, first)) };
+            unsafe { gemm_block(dst.0, fill, (m, n, k), lhs, rhs, block(0, first)) };
             own_ns = t.elapsed().as_nanos() as u64 * 1024 / first as u64;
         });
         SHARE.update(threads, own_ns, other_ns.into_inner());
@@ -242,33 +259,47 @@ mod flex {
     // SAFETY: operands are only read, and outlive the scope that shares them.
     unsafe impl Sync for Operand {}
 
-    /// One block of the product, single-threaded.
+    /// One block of the product, single-threaded: the bias into the block, `gemm` over the
+    /// whole depth, then ReLU, as `fill` says.
     ///
     /// # Safety
     /// As [`gemm_into`], with the block inside `m × n`.
     unsafe fn gemm_block(
         dst: *mut f32,
-        accumulate: bool,
+        fill: Fill<'_>,
         (m, n, k): (usize, usize, usize),
         lhs: &Operand,
         rhs: &Operand,
         block: Block,
     ) {
-        // Offsets of the block's first element in dst, lhs and rhs, and its size.
-        let (dst_off, lhs_off, rhs_off, rows, cols) = match block {
-            Block::Cols(a, b) => (a as isize, 0, a as isize * rhs.1, m, b - a),
-            Block::Rows(a, b) => ((a * n) as isize, a as isize * lhs.2, 0, b - a, n),
+        // The block's rows and columns in dst, and its first element in lhs and rhs.
+        let ((r0, r1), (c0, c1), lhs_off, rhs_off) = match block {
+            Block::Cols(a, b) => ((0, m), (a, b), 0, a as isize * rhs.1),
+            Block::Rows(a, b) => ((a, b), (0, n), a as isize * lhs.2, 0),
         };
-        // SAFETY: forwarded; the offsets stay inside dst's, lhs's and rhs's matrices.
+        if let Some(bias) = fill.bias {
+            for r in r0..r1 {
+                // SAFETY: row r's columns c0..c1 lie inside dst (room for m·n), bias has n.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        bias[c0..c1].as_ptr(),
+                        dst.add(r * n + c0),
+                        c1 - c0,
+                    )
+                };
+            }
+        }
+        // SAFETY: forwarded; the offsets stay inside dst's, lhs's and rhs's matrices, and dst's
+        // block is initialised when gemm reads it (accumulating onto the bias).
         unsafe {
             gemm::gemm(
-                rows,
-                cols,
+                r1 - r0,
+                c1 - c0,
                 k,
-                dst.offset(dst_off),
+                dst.add(r0 * n + c0),
                 1,
                 n as isize,
-                accumulate,
+                fill.bias.is_some(),
                 lhs.0.offset(lhs_off),
                 lhs.1,
                 lhs.2,
@@ -283,17 +314,23 @@ mod flex {
                 gemm::Parallelism::None,
             );
         }
+        if fill.relu {
+            for r in r0..r1 {
+                // SAFETY: gemm has written the block's rows; no other thread touches them.
+                let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * n + c0), c1 - c0) };
+                row.iter_mut().for_each(|v| *v = v.max(0.0));
+            }
+        }
     }
 
     /// A new row-major `m × n` matrix `lhs·rhs` (`k ≥ 1`), written once by `gemm`.
     fn product(m: usize, n: usize, k: usize, lhs: Operand, rhs: Operand) -> Vec<f32> {
         let len = m * n;
         let mut out = Vec::<f32>::with_capacity(len);
-        // SAFETY: `out` has room for m·n elements; with `accumulate = false` gemm writes every
-        // element of dst without reading it (k ≥ 1), so all `len` elements are initialised
-        // before `set_len`. The operands are checked by the callers' shapes.
+        // SAFETY: `out` has room for m·n elements, all written by gemm_into (k ≥ 1) before
+        // `set_len`. The operands are checked by the callers' shapes.
         unsafe {
-            gemm_into(out.as_mut_ptr(), false, (m, n, k), lhs, rhs);
+            gemm_into(out.as_mut_ptr(), Fill::PLAIN, (m, n, k), lhs, rhs);
             out.set_len(len);
         }
         out
@@ -306,21 +343,21 @@ mod flex {
         let (xs, ws, bs) = (contiguous(x), contiguous(w), contiguous(b));
         assert!(xs.len() == rows * d_in && ws.len() == d_in * d_out && bs.len() == d_out);
         let mut y = Vec::with_capacity(rows * d_out);
-        for _ in 0..rows {
-            y.extend_from_slice(&bs);
-        }
-        // SAFETY: y holds rows·d_out initialised elements; x is rows × d_in and W d_in × d_out.
+        let fill = Fill {
+            bias: Some(&bs),
+            relu: with_relu,
+        };
+        // SAFETY: y has room for rows·d_out elements, all written by gemm_into before
+        // `set_len`; x is rows × d_in, W d_in × d_out and the bias d_out long (asserted).
         unsafe {
             gemm_into(
                 y.as_mut_ptr(),
-                true,
+                fill,
                 (rows, d_out, d_in),
                 Operand::plain(&xs, d_in),
                 Operand::plain(&ws, d_out),
             );
-        }
-        if with_relu {
-            y.iter_mut().for_each(|v| *v = v.max(0.0));
+            y.set_len(rows * d_out);
         }
         tensor(y, [rows, d_out])
     }
