@@ -60,6 +60,7 @@ mod flex {
     use burn::backend::tensor::FloatTensor;
     use burn::backend::{Backend, Flex, backend_extension};
     use burn::prelude::*;
+    use rayon::prelude::*;
     use std::borrow::Cow;
 
     /// Whether the fused path can run: all three tensors `f32` on the `flex` device, shapes
@@ -373,6 +374,9 @@ mod flex {
         }
     }
 
+    /// Elements per rayon task in the backward pass's element-wise work (ReLU mask, bias sums).
+    const ELEMENTS_PER_TASK: usize = 16 * 1024;
+
     /// Backward state: the input (for ∂W), the weight (for ∂x), and the output when a ReLU
     /// followed (its sign is the ReLU's derivative).
     type State = (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>);
@@ -390,13 +394,20 @@ mod flex {
             let (rows, d_out) = (grad.layout().shape()[0], grad.layout().shape()[1]);
             let g = match y {
                 // Through the ReLU: the gradient where the output was positive, else 0.
-                Some(y) => Cow::Owned(
-                    contiguous(&grad)
-                        .iter()
-                        .zip(contiguous(&y).iter())
-                        .map(|(&g, &y)| if y > 0.0 { g } else { 0.0 })
-                        .collect(),
-                ),
+                Some(y) => {
+                    let (gs, ys) = (contiguous(&grad), contiguous(&y));
+                    let mut masked = vec![0.0f32; gs.len()];
+                    masked
+                        .par_chunks_mut(ELEMENTS_PER_TASK)
+                        .zip(gs.par_chunks(ELEMENTS_PER_TASK))
+                        .zip(ys.par_chunks(ELEMENTS_PER_TASK))
+                        .for_each(|((m, g), y)| {
+                            for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
+                                *m = if y > 0.0 { g } else { 0.0 };
+                            }
+                        });
+                    Cow::Owned(masked)
+                }
                 None => contiguous(&grad),
             };
             if let (Some(node), Some(w)) = (node_x, w) {
@@ -426,10 +437,16 @@ mod flex {
                 grads.register::<Flex>(node.id, tensor(dw, [d_in, d_out]));
             }
             if let Some(node) = node_b {
+                // Column sums, split by columns: each sum still runs over the rows in order.
                 let mut db = vec![0.0f32; d_out];
-                for row in g.chunks_exact(d_out) {
-                    db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
-                }
+                let cols = (ELEMENTS_PER_TASK / rows).max(16);
+                db.par_chunks_mut(cols).enumerate().for_each(|(i, db)| {
+                    let c0 = i * cols;
+                    for row in g.chunks_exact(d_out) {
+                        let row = &row[c0..c0 + db.len()];
+                        db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
+                    }
+                });
                 grads.register::<Flex>(node.id, tensor(db, [d_out]));
             }
         }
