@@ -16,8 +16,9 @@
 //!
 //! Products of ≥ 64·64·128 multiply-adds are split over the rayon pool along their longer
 //! output side, one block per thread and one fork-join per product; the calling thread's block
-//! follows the threads' measured speeds (`Share`). Other backends (ndarray, GPUs) and layers without bias use Burn's ops, so every
-//! backend computes the same function; tests compare both paths on values and gradients.
+//! follows the threads' measured speeds (`Share`), and results do not depend on the split.
+//! Other backends (ndarray, GPUs) and layers without bias use Burn's ops, so every backend
+//! computes the same function; tests compare both paths on values and gradients.
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -101,7 +102,7 @@ mod flex {
     }
 
     /// Products of at least this many multiply-adds (m·n·k) are split over the pool: about
-    /// 15 µs of one core's work, well above the cost of one fork-join with a hot pool.
+    /// 6 µs of one core's work at its peak, several times the cost of one fork-join.
     const PARALLEL_THRESHOLD: usize = 64 * 64 * 128;
 
     /// A row-major `m × k` or transposed operand: `(pointer, column stride, row stride)`.
