@@ -102,7 +102,7 @@ mod flex {
     }
 
     /// Products of at least this many multiply-adds (m·n·k) are split over the pool: about
-    /// 6 µs of one core's work at its peak, several times the cost of one fork-join.
+    /// 12 µs of one core's work at its peak, several times the cost of one fork-join.
     const PARALLEL_THRESHOLD: usize = 64 * 64 * 128;
 
     /// A row-major `m × k` or transposed operand: `(pointer, column stride, row stride)`.
