@@ -63,6 +63,7 @@ mod flex {
     use burn::prelude::*;
     use rayon::prelude::*;
     use std::borrow::Cow;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
     /// Whether the fused path can run: all three tensors `f32` on the `flex` device, shapes
     /// consistent, no empty dimension.
@@ -181,7 +182,7 @@ mod flex {
             }
         };
         let (dst, lhs, rhs) = (SendPtr(dst), &lhs, &rhs);
-        let other_ns = std::sync::atomic::AtomicU64::new(0);
+        let other_ns = AtomicU64::new(0);
         let mut own_ns = 0;
         rayon::scope(|s| {
             for start in (first..side).step_by(width) {
@@ -197,8 +198,8 @@ mod flex {
                     let _ = other_ns.compare_exchange(
                         0,
                         per.max(1),
-                        std::sync::atomic::Ordering::Relaxed,
-                        std::sync::atomic::Ordering::Relaxed,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
                     );
                 });
             }
@@ -220,14 +221,14 @@ mod flex {
     /// together; the share moves an eighth of the way there, staying between half and one and
     /// a half of an equal share. The split changes only who computes which elements, never the
     /// order of any sum, so results do not depend on it (tested bit for bit).
-    struct Share(std::sync::atomic::AtomicU32);
+    struct Share(AtomicU32);
 
-    static SHARE: Share = Share(std::sync::atomic::AtomicU32::new(0));
+    static SHARE: Share = Share(AtomicU32::new(0));
 
     impl Share {
         /// The current share for `threads` threads (1/threads until measured).
         fn get(&self, threads: usize) -> f64 {
-            match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            match self.0.load(Ordering::Relaxed) {
                 0 => 1.0 / threads as f64,
                 bits => f32::from_bits(bits) as f64,
             }
@@ -245,10 +246,7 @@ mod flex {
             let current = self.get(threads);
             let next = (current + (ideal - current) / 8.0)
                 .clamp(0.5 / threads as f64, 1.5 / threads as f64);
-            self.0.store(
-                (next as f32).to_bits(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            self.0.store((next as f32).to_bits(), Ordering::Relaxed);
         }
     }
 
@@ -493,7 +491,7 @@ mod flex {
         /// stays inside its bounds.
         #[test]
         fn share_converges_to_the_speed_ratio() {
-            let share = Share(std::sync::atomic::AtomicU32::new(0));
+            let share = Share(AtomicU32::new(0));
             assert_eq!(share.get(2), 0.5);
             // The calling thread needs 1000 ns per column, the other 1500: ideal 0.6.
             share.update(2, 1000, 1500);
@@ -543,9 +541,7 @@ mod flex {
                     .build()
                     .unwrap();
                 for s in [0.3f32, 0.5, 0.7, 0.95] {
-                    SHARE
-                        .0
-                        .store(s.to_bits(), std::sync::atomic::Ordering::Relaxed);
+                    SHARE.0.store(s.to_bits(), Ordering::Relaxed);
                     let split = pool
                         .install(|| product(m, n, k, Operand::plain(&a, k), Operand::plain(&b, n)));
                     assert!(split == reference, "share {s}, {m}x{n}x{k}");
@@ -557,7 +553,7 @@ mod flex {
                     assert!(split_t == reference, "share {s}, {m}x{n}x{k}, Aᵀ");
                 }
             }
-            SHARE.0.store(0, std::sync::atomic::Ordering::Relaxed);
+            SHARE.0.store(0, Ordering::Relaxed);
         }
     }
 }
