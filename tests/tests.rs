@@ -7,10 +7,14 @@ mod util;
 mod backends;
 // Every shipped config parses, validates and fits its data.
 mod configs;
-// MNIST loading from the real files, and the errors users see for missing/corrupt ones.
+// MNIST loading (the committed fixture), and the errors users see for missing/corrupt files.
 mod mnist;
 // End-to-end runs through burn-train's Learner: run folder, reproducibility, resume, collapse.
 mod runs;
+// The full-MNIST reference checks (`-- --ignored`, need AE_MNIST_DIR).
+mod reference;
+// Kill -9 and resume, damaged checkpoints, numerical faults: nothing a user made is lost.
+mod resume;
 // The β sweep: physics of the study, reproducibility, resume, config errors.
 mod sweeps;
 // Model zoo: the per-family checklist, count likelihoods, collapse remedies, the conditional VAE.

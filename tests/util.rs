@@ -3,18 +3,34 @@ use ae::train::run::{Display, RunOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-/// The real MNIST files: `$AE_MNIST_DIR`, else `../shared/datasets/mnist` beside the checkout.
+/// The committed MNIST fixture: 2,000 training and 500 test images of the real MNIST files
+/// (`tests/fixtures/README.md` says how they were cut), so the tests pass on a fresh clone.
 pub fn mnist_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("AE_MNIST_DIR") {
-        return PathBuf::from(d);
-    }
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/mnist");
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mnist-small")
+}
+
+/// The full MNIST files, for the reference tests run with `-- --ignored`: `$AE_MNIST_DIR`.
+/// Panics (fails the test) when it is not set, so that a CI run that forgot it cannot pass.
+pub fn full_mnist_dir() -> PathBuf {
+    let d = std::env::var_os("AE_MNIST_DIR").map(PathBuf::from).expect(
+        "the full-MNIST reference tests need AE_MNIST_DIR=<folder with the four MNIST files>",
+    );
     assert!(
-        d.join("train-images-idx3-ubyte.gz").is_file(),
-        "tests need real MNIST at {} (or set AE_MNIST_DIR)",
+        ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
+            .iter()
+            .any(|f| d.join(f).is_file()),
+        "AE_MNIST_DIR={} holds no train-images-idx3-ubyte(.gz)",
         d.display()
     );
     d
+}
+
+/// An experiment config shipped in `assets/configs/`.
+pub fn shipped(name: &str) -> ExperimentConfig {
+    ExperimentConfig::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("assets/configs/{name}.toml")),
+    )
+    .unwrap()
 }
 
 /// Burn's CPU RNG is seeded per process, so runs that must be reproducible cannot overlap

@@ -19,35 +19,50 @@ pub struct IdxArray {
 const HINT: &str = "The file is damaged or is not an MNIST IDX file. Download it again \
 (see README, \"Getting MNIST\").";
 
-/// Reads an IDX file, gunzipping it when its name ends in `.gz` or it starts with the gzip
-/// magic bytes. `expected_ndims` guards against swapping image and label files.
+/// Reads an IDX file, gunzipping it when it starts with the gzip magic bytes.
+/// `expected_ndims` guards against swapping image and label files.
+///
+/// Nothing is allocated from the header's declared size: a gzipped file is decompressed only
+/// up to one byte past the declared length, so a corrupt header declaring terabytes costs no
+/// more memory than the stream really holds.
 pub fn read_idx(path: &Path, expected_ndims: usize) -> Result<IdxArray, DataError> {
+    let corrupt = |reason: String| DataError::Corrupt {
+        path: path.into(),
+        reason,
+        hint: HINT.into(),
+    };
     let raw = std::fs::read(path).map_err(|source| DataError::Io {
         path: path.into(),
         source,
     })?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Corrupt {
-                path: path.into(),
-                reason: format!("gzip stream is truncated or corrupt ({e})"),
-                hint: HINT.into(),
-            })?;
-        out
-    } else {
-        raw
-    };
-    parse_idx(&bytes, expected_ndims).map_err(|reason| DataError::Corrupt {
-        path: path.into(),
-        reason,
-        hint: HINT.into(),
-    })
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return parse_idx(&raw, expected_ndims).map_err(corrupt);
+    }
+    let gz_err = |e: std::io::Error| format!("gzip stream is truncated or corrupt ({e})");
+    let mut gz = GzDecoder::new(raw.as_slice());
+    let mut head = Vec::new();
+    (&mut gz)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(|e| corrupt(gz_err(e)))?;
+    if head.len() == 4 {
+        let ndims = u64::from(head[3]);
+        (&mut gz)
+            .take(4 * ndims)
+            .read_to_end(&mut head)
+            .map_err(|e| corrupt(gz_err(e)))?;
+    }
+    let (dims, _) = parse_header(&head, expected_ndims).map_err(corrupt)?;
+    let declared = declared_len(&dims).map_err(corrupt)?;
+    (&mut gz)
+        .take(declared as u64 + 1)
+        .read_to_end(&mut head)
+        .map_err(|e| corrupt(gz_err(e)))?;
+    parse_idx(&head, expected_ndims).map_err(corrupt)
 }
 
-/// Parses IDX bytes (already decompressed).
-pub fn parse_idx(bytes: &[u8], expected_ndims: usize) -> Result<IdxArray, String> {
+/// Dimensions and header length of IDX bytes.
+fn parse_header(bytes: &[u8], expected_ndims: usize) -> Result<(Vec<usize>, usize), String> {
     if bytes.len() < 4 {
         return Err(format!(
             "file has {} bytes, shorter than the 4-byte header",
@@ -76,18 +91,33 @@ pub fn parse_idx(bytes: &[u8], expected_ndims: usize) -> Result<IdxArray, String
     if bytes.len() < header {
         return Err("header is truncated".into());
     }
-    let dims: Vec<usize> = (0..ndims)
+    let dims = (0..ndims)
         .map(|i| {
             let b = &bytes[4 + 4 * i..8 + 4 * i];
             u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
         })
         .collect();
-    let expected: usize = dims.iter().product();
+    Ok((dims, header))
+}
+
+/// Bytes of data the dimensions declare, refusing products that overflow.
+fn declared_len(dims: &[usize]) -> Result<usize, String> {
+    dims.iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= isize::MAX as usize)
+        .ok_or_else(|| format!("header declares dimensions {dims:?}, too large to be real"))
+}
+
+/// Parses IDX bytes (already decompressed).
+pub fn parse_idx(bytes: &[u8], expected_ndims: usize) -> Result<IdxArray, String> {
+    let (dims, header) = parse_header(bytes, expected_ndims)?;
+    let expected = declared_len(&dims)?;
     let got = bytes.len() - header;
     if got != expected {
         return Err(format!(
-            "header declares {dims:?} = {expected} bytes of data but the file holds {got} \
-             (truncated or padded)"
+            "header declares {dims:?} = {expected} bytes of data but the file holds {got}{} \
+             (truncated or padded)",
+            if got > expected { " or more" } else { "" }
         ));
     }
     Ok(IdxArray {

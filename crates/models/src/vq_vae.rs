@@ -222,9 +222,16 @@ impl VqVae {
             embed = embed.mask_where(dead2, fresh);
             cluster = cluster.mask_fill(dead, 1.0);
         }
+        // Commit each update at once (`value_sync` right after `update`). burn's RunningState
+        // otherwise keeps the newest value pending until the next update: the forward would
+        // quantise with a codebook one step old, and a checkpoint (which records only
+        // committed values) would lose the last update, so a resumed run would differ.
+        for (state, value) in [(&ema.codebook, codebook), (&ema.embed_sum, embed)] {
+            state.update(value.detach());
+            let _ = state.value_sync();
+        }
         ema.cluster_size.update(cluster.detach());
-        ema.embed_sum.update(embed.detach());
-        ema.codebook.update(codebook.detach());
+        let _ = ema.cluster_size.value_sync();
     }
 }
 

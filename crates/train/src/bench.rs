@@ -126,6 +126,7 @@ pub fn run_case(
         KlSchedule::Constant,
         KlPenalty::Plain,
         0,
+        train.len().div_ceil(cfg.batch_size),
     );
     let loader = DataLoaderBuilder::new(cfg.data.batcher())
         .batch_size(cfg.batch_size)

@@ -191,6 +191,22 @@ impl ExperimentConfig {
         self.diagnostics.validate().map_err(anyhow::Error::msg)?;
         self.kl_schedule.validate().map_err(anyhow::Error::msg)?;
         self.kl_penalty.validate().map_err(anyhow::Error::msg)?;
+        let remedy = match (self.kl_schedule, self.kl_penalty) {
+            (crate::KlSchedule::Constant, crate::KlPenalty::Plain) => None,
+            (crate::KlSchedule::Constant, _) => Some("kl_penalty"),
+            _ => Some("kl_schedule"),
+        };
+        if let Some(key) = remedy
+            && !self.model.has_prior()
+        {
+            // The schedule and penalties rebuild the objective as recon + (β or γ)·KL, which
+            // would silently drop a VQ-VAE's codebook and commitment terms.
+            return bad(format!(
+                "{key} applies to the KL term, and model.family = \"{}\" has none; remove \
+                 the [{key}] table (collapse remedies are for the vae, cvae and skip_vae families)",
+                self.model.family()
+            ));
+        }
         Ok(())
     }
 
@@ -254,5 +270,26 @@ mod tests {
         cfg = ExperimentConfig::vae_mnist();
         cfg.epochs = 0;
         assert!(cfg.validate().unwrap_err().to_string().contains("epochs"));
+    }
+
+    #[test]
+    fn kl_remedies_on_a_model_without_kl_are_refused() {
+        let mut cfg = ExperimentConfig::vae_mnist();
+        cfg.model = ModelConfig::VqVae(ae_models::vq_vae::VqVaeConfig::mnist_reference());
+        cfg.validate().unwrap();
+        cfg.kl_schedule = crate::KlSchedule::Linear { warmup_steps: 10 };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("kl_schedule") && err.contains("vq_vae"),
+            "{err}"
+        );
+        cfg.kl_schedule = crate::KlSchedule::Constant;
+        cfg.kl_penalty = crate::KlPenalty::FreeBits { lambda: 0.5 };
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("kl_penalty"), "{err}");
+        // The VAE keeps its remedies.
+        let mut vae = ExperimentConfig::vae_mnist();
+        vae.kl_penalty = crate::KlPenalty::FreeBits { lambda: 0.5 };
+        vae.validate().unwrap();
     }
 }

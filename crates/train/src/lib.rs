@@ -14,9 +14,11 @@
 
 mod atomic;
 pub mod bench;
+pub mod checkpoint;
 mod config;
 pub mod device;
 mod images;
+pub mod loader;
 pub mod optim;
 pub mod plots;
 mod renderer;

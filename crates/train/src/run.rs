@@ -15,6 +15,8 @@
 //! | `train/`, `valid/`, `experiment.log` | burn-train's own logs                              |
 //!
 //! Results files are written atomically (temporary file + rename).
+use crate::checkpoint::AtomicCheckpointer;
+use crate::loader::{EpochLoader, Split};
 use crate::{
     ExperimentConfig, PlainRenderer, Trainable, device, save_grid, save_traversal, write_atomic,
 };
@@ -25,7 +27,6 @@ use ae_metrics::{
     CollapsedDimsMetric, EpochLog, EpochRow, EpochTracker, MeanMetric, Quantity, SplitKind,
 };
 use anyhow::{Context, bail};
-use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
@@ -36,7 +37,7 @@ use burn::train::{Interrupter, Learner, SupervisedTraining};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// How training progress is shown.
@@ -128,29 +129,7 @@ pub fn utc_stamp() -> String {
     )
 }
 
-/// Last epoch with a complete checkpoint (model, optimiser and scheduler) in `dir/checkpoint`.
-pub fn last_checkpoint(dir: &Path) -> Option<usize> {
-    let entries = std::fs::read_dir(dir.join("checkpoint")).ok()?;
-    let epochs: Vec<usize> = entries
-        .filter_map(|e| {
-            let name = e.ok()?.file_name().to_string_lossy().into_owned();
-            name.strip_prefix("model-")?
-                .strip_suffix(".bpk")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    epochs
-        .into_iter()
-        .filter(|e| {
-            ["optim", "scheduler"].iter().all(|p| {
-                dir.join("checkpoint")
-                    .join(format!("{p}-{e}.bpk"))
-                    .is_file()
-            })
-        })
-        .max()
-}
+pub use crate::checkpoint::last_checkpoint;
 
 const COLUMNS: [&str; 7] = [
     "loss",
@@ -328,11 +307,21 @@ pub fn train(cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<RunOutc
         .run_id
         .clone()
         .unwrap_or_else(|| format!("{}-s{}", utc_stamp(), cfg.seed));
+    std::fs::create_dir_all(&base)
+        .with_context(|| format!("cannot create output folder {}", base.display()))?;
+    // Claim the folder with create_dir, which fails if it exists: two runs started in the
+    // same second with the same seed get distinct folders, never one shared.
     let mut dir = base.join(&id);
     let mut k = 2;
-    while dir.exists() {
-        dir = base.join(format!("{id}-{k}"));
-        k += 1;
+    loop {
+        match std::fs::create_dir(&dir) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                dir = base.join(format!("{id}-{k}"));
+                k += 1;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
     }
     train_in(cfg, &dir, opts)
 }
@@ -374,8 +363,9 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     if let Some(d) = &opts.device {
         cfg.device = Some(d.clone());
     }
-    let last = last_checkpoint(dir);
-    if dir.join("summary.json").is_file() && last.unwrap_or(0) >= cfg.epochs {
+    // summary.json is written last, only by a finished run (a sweep deletes the checkpoints
+    // of its finished runs, so they cannot tell).
+    if dir.join("summary.json").is_file() {
         let summary = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json"))?)?;
         println!("{} already finished; nothing to resume", dir.display());
         return Ok(RunOutcome {
@@ -384,7 +374,43 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
             interrupted: false,
         });
     }
+    let last = last_checkpoint(dir);
     execute(cfg, dir.to_path_buf(), last, opts)
+}
+
+/// Appends this session's wall time to `timing.json`. Timings live apart from `summary.json`
+/// so that the summary is a function of the config alone: a resumed run's summary is
+/// byte-identical to the uninterrupted run's.
+fn write_timing(
+    dir: &Path,
+    resumed_from: Option<usize>,
+    epochs: usize,
+    images: usize,
+    seconds: f64,
+) -> anyhow::Result<()> {
+    let path = dir.join("timing.json");
+    let mut sessions = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["sessions"].as_array().cloned())
+        .unwrap_or_default();
+    sessions.push(serde_json::json!({
+        "resumed_from_epoch": resumed_from,
+        "epochs": epochs,
+        "train_seconds": seconds,
+        "samples_per_second": (images * epochs) as f64 / seconds,
+    }));
+    let total: f64 = sessions
+        .iter()
+        .filter_map(|s| s["train_seconds"].as_f64())
+        .sum();
+    let timing = serde_json::json!({
+        "train_seconds": total,
+        "samples_per_second": (images * epochs) as f64 / seconds,
+        "sessions": sessions,
+    });
+    write_atomic(&path, serde_json::to_string_pretty(&timing)?.as_bytes())?;
+    Ok(())
 }
 
 fn execute(
@@ -411,30 +437,27 @@ fn execute(
         cfg.seed
     );
 
-    // Seed before anything random: weights, then shuffling and noise.
+    // Seed before anything random: the initial weights. Shuffling and noise are reseeded at
+    // the start of every epoch from (seed, epoch) by the loaders, so that a resumed run sees
+    // exactly the batches and noise of the uninterrupted one.
     device.seed(cfg.seed);
     let ad = device.clone().autodiff();
     let steps_per_epoch = train_ds.len().div_ceil(cfg.batch_size);
-    let steps_done = checkpoint.unwrap_or(0) * steps_per_epoch;
-    let model = Trainable::new(
-        cfg.model.init(shape, &ad),
-        cfg.kl_schedule,
-        cfg.kl_penalty,
-        steps_done,
-    );
-
-    let batcher = cfg.data.batcher();
-    let train_loader = DataLoaderBuilder::new(batcher.clone())
-        .batch_size(cfg.batch_size)
-        .shuffle(cfg.seed)
-        .num_workers(cfg.num_workers)
-        .set_device(ad.clone())
-        .build(train_ds.clone());
-    let valid_loader = DataLoaderBuilder::new(batcher)
-        .batch_size(cfg.batch_size)
-        .num_workers(cfg.num_workers)
-        .set_device(device.clone())
-        .build(valid_ds.clone());
+    let first_epoch = checkpoint.map_or(1, |n| n + 1);
+    let loader = |data: &ImageDataset, split, device: &Device| {
+        EpochLoader::new(
+            data.clone(),
+            cfg.data.batcher(),
+            cfg.batch_size,
+            cfg.num_workers,
+            split,
+            cfg.seed,
+            first_epoch,
+            device,
+        )
+    };
+    let train_loader = loader(&train_ds, Split::Train, &ad);
+    let valid_loader = loader(&valid_ds, Split::Valid, &device);
 
     let latent = cfg.model.latent_dim();
     let codebook = is_vq(&cfg);
@@ -452,12 +475,16 @@ fn execute(
             }
         })),
     );
-    let first_epoch = checkpoint.map_or(1, |n| n + 1);
-
-    let mut training = SupervisedTraining::new(&dir, train_loader, valid_loader)
-        .num_epochs(cfg.epochs)
-        .with_default_checkpointers()
-        .with_checkpointing_strategy(KeepLastNCheckpoints::new(2));
+    let checkpoints = dir.join("checkpoint");
+    let mut training =
+        SupervisedTraining::new(&dir, Arc::new(train_loader), Arc::new(valid_loader))
+            .num_epochs(cfg.epochs)
+            .with_custom_checkpointers(
+                AtomicCheckpointer::new(&checkpoints, "model"),
+                AtomicCheckpointer::new(&checkpoints, "optim"),
+                AtomicCheckpointer::new(&checkpoints, "scheduler"),
+            )
+            .with_checkpointing_strategy(KeepLastNCheckpoints::new(2));
     training = register_metrics(training, &cfg, &log, first_epoch);
     let tui = opts.display == Display::Auto && std::io::stdout().is_terminal();
     if !tui {
@@ -470,6 +497,16 @@ fn execute(
     install_ctrl_c();
     *CURRENT.lock().expect("ctrl-c slot") = Some(training.interrupter());
 
+    let model = Trainable::new(
+        cfg.model.init(shape, &ad),
+        cfg.kl_schedule,
+        cfg.kl_penalty,
+        checkpoint.unwrap_or(0) * steps_per_epoch,
+        steps_per_epoch,
+    )
+    .stop_on_fault(training.interrupter());
+    let fault = model.clone();
+
     let started = Instant::now();
     let learner = Learner::new(
         model,
@@ -479,6 +516,19 @@ fn execute(
     let result = training.launch(learner);
     let train_seconds = started.elapsed().as_secs_f64();
     *CURRENT.lock().expect("ctrl-c slot") = None;
+    if let Some(f) = fault.fault() {
+        bail!(
+            "training stopped at a non-finite value, {f}. Nothing of this epoch was saved; \
+             the last good checkpoint ({}) is kept. Usual remedies: lower optimizer.lr (now {}), \
+             set optimizer.grad_clip_norm (e.g. 1.0), check the likelihood against the data \
+             (Bernoulli needs pixels in [0, 1], Poisson and negative binomial need counts)",
+            match last_checkpoint(&dir) {
+                Some(n) => format!("epoch {n}, resumable with train --resume {}", dir.display()),
+                None => "none: the fault came in the first epoch".into(),
+            },
+            cfg.optimizer.lr
+        );
+    }
     if let Some(err) = result.error {
         bail!("training failed: {err}");
     }
@@ -570,8 +620,6 @@ fn execute(
         "posterior_collapse": collapse,
         "train_loss": get(&train_row, "loss"),
         "epochs": completed,
-        "train_seconds": train_seconds,
-        "samples_per_second": (train_ds.len() * epochs_run) as f64 / train_seconds,
         "train_images": train_ds.len(),
         "valid_images": valid_ds.len(),
         "device": device_name,
@@ -597,6 +645,8 @@ fn execute(
             get(&valid, "recon").unwrap_or(f64::NAN) / pixels
         );
     }
+    write_timing(&dir, checkpoint, epochs_run, train_ds.len(), train_seconds)?;
+    // Last: summary.json marks the run finished (a sweep and `--resume` read it so).
     write_atomic(
         &dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
