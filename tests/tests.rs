@@ -11,6 +11,8 @@ mod configs;
 mod mnist;
 // End-to-end runs through burn-train's Learner: run folder, reproducibility, resume, collapse.
 mod runs;
+// Property tests: the IDX reader and the config loaders never panic on bad input.
+mod props;
 // The full-MNIST reference checks (`-- --ignored`, need AE_MNIST_DIR).
 mod reference;
 // Kill -9 and resume, damaged checkpoints, numerical faults: nothing a user made is lost.

@@ -555,6 +555,60 @@ mod flex {
             }
             SHARE.0.store(0, Ordering::Relaxed);
         }
+
+        /// The β sweep's dense-layer products, forward (64×4096 · 4096×512 and back) and
+        /// backward (∂W = xᵀ·∂y, ∂x = ∂y·Wᵀ), are bit-identical with 1, 2, 3, 8 and 16 threads:
+        /// narrower blocks must not change `gemm`'s summation order.
+        #[test]
+        fn sweep_layer_products_do_not_depend_on_the_thread_count() {
+            let data = |len: usize, seed: u32| -> Vec<f32> {
+                (0..len)
+                    .map(|i| {
+                        (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0
+                            - 2.0
+                    })
+                    .collect()
+            };
+            let (batch, wide, narrow) = (64, 4096, 512);
+            // (m, n, k, lhs transposed, rhs transposed): x·W, h·W₂, ∂W = xᵀ·∂y, ∂x = ∂y·Wᵀ.
+            for (m, n, k, lhs_t, rhs_t) in [
+                (batch, narrow, wide, false, false),
+                (batch, wide, narrow, false, false),
+                (wide, narrow, batch, true, false),
+                (batch, wide, narrow, false, true),
+            ] {
+                let (a, b) = (data(m * k, 3), data(k * n, 4));
+                let run = |threads: usize| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .unwrap();
+                    pool.install(|| {
+                        let lhs = if lhs_t {
+                            Operand::transposed(&a, m)
+                        } else {
+                            Operand::plain(&a, k)
+                        };
+                        let rhs = if rhs_t {
+                            Operand::transposed(&b, k)
+                        } else {
+                            Operand::plain(&b, n)
+                        };
+                        product(m, n, k, lhs, rhs)
+                    })
+                };
+                let reference = run(1);
+                for threads in [2, 3, 8, 16] {
+                    let got = run(threads);
+                    let differing = got
+                        .iter()
+                        .zip(&reference)
+                        .filter(|(x, y)| x.to_bits() != y.to_bits())
+                        .count();
+                    assert_eq!(differing, 0, "{m}x{n}x{k} with {threads} threads");
+                }
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@ mod config;
 pub mod device;
 mod images;
 pub mod loader;
+pub mod lock;
 pub mod optim;
 pub mod plots;
 mod renderer;

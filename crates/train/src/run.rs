@@ -425,6 +425,7 @@ fn execute(
     let (train_ds, valid_ds) = cfg.data.load().context("cannot load the dataset")?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create run folder {}", dir.display()))?;
+    let _lock = crate::lock::FolderLock::acquire(&dir, "run")?;
     write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
     println!(
         "run folder: {}\n  {} on {} ({} train / {} valid images), {} epochs, seed {}, device {device_name}",

@@ -453,6 +453,7 @@ pub fn run_sweep(
 ) -> anyhow::Result<SweepOutcome> {
     sweep.validate()?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let _lock = crate::lock::FolderLock::acquire(dir, "sweep")?;
     write_atomic(&dir.join("sweep.toml"), sweep.to_toml().as_bytes())?;
     let started = Instant::now();
     let points = sweep.points();
