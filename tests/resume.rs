@@ -52,16 +52,21 @@ fn spawn_child(job: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Waits until `file` exists, then kills `child` with SIGKILL. Fails if the child ended first
-/// (the kill would then test nothing).
-fn kill_when(child: &mut Child, file: &Path) {
+/// Waits until the run in `run_dir` has written the first record of its epoch-1 checkpoint
+/// (`complete = false`: the kill then lands while the background thread saves the others) or
+/// all three (`complete = true`), then kills `child` with SIGKILL. Fails if the child ended
+/// first (the kill would then test nothing).
+fn kill_at_first_checkpoint(child: &mut Child, run_dir: &Path, complete: bool) {
     let start = Instant::now();
-    while !file.is_file() {
+    let parts =
+        ["model", "optim", "scheduler"].map(|p| run_dir.join(format!("checkpoint/{p}-1.bpk")));
+    let ready = || {
+        let n = parts.iter().filter(|p| p.is_file()).count();
+        if complete { n == 3 } else { n >= 1 }
+    };
+    while !ready() {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "the child ended ({status}) before {} appeared",
-                file.display()
-            );
+            panic!("the child ended ({status}) before its first checkpoint");
         }
         assert!(start.elapsed() < Duration::from_secs(300), "child too slow");
         std::thread::sleep(Duration::from_millis(5));
@@ -101,20 +106,23 @@ fn a_run_killed_after_its_first_checkpoint_resumes_to_identical_files() {
 
     let config = out.path().join("kill.toml");
     std::fs::write(&config, cfg.to_toml()).unwrap();
-    let dir = out.path().join("killed");
-    let mut child = spawn_child(&["train", config.to_str().unwrap(), dir.to_str().unwrap()]);
-    kill_when(&mut child, &dir.join("checkpoint/scheduler-1.bpk"));
-    assert!(!dir.join("summary.json").exists());
+    // Killed once the checkpoint is complete, and once in the middle of saving it.
+    for complete in [true, false] {
+        let dir = out.path().join(format!("killed-{complete}"));
+        let mut child = spawn_child(&["train", config.to_str().unwrap(), dir.to_str().unwrap()]);
+        kill_at_first_checkpoint(&mut child, &dir, complete);
+        assert!(!dir.join("summary.json").exists());
 
-    let run = resume(&dir, &options(out.path())).unwrap();
-    assert!(!run.interrupted);
-    for f in ["metrics.csv", "summary.json"] {
-        assert_eq!(read(&dir.join(f)), read(&whole.join(f)), "{f} differs");
+        let run = resume(&dir, &options(out.path())).unwrap();
+        assert!(!run.interrupted);
+        for f in ["metrics.csv", "summary.json"] {
+            assert_eq!(read(&dir.join(f)), read(&whole.join(f)), "{f} differs");
+        }
+        assert_eq!(
+            std::fs::read(dir.join("samples.png")).unwrap(),
+            std::fs::read(whole.join("samples.png")).unwrap()
+        );
     }
-    assert_eq!(
-        std::fs::read(dir.join("samples.png")).unwrap(),
-        std::fs::read(whole.join("samples.png")).unwrap()
-    );
 }
 
 #[test]
@@ -138,10 +146,7 @@ fn a_sweep_killed_in_its_second_run_resumes_to_an_identical_results_csv() {
     std::fs::write(&config, cfg.to_toml()).unwrap();
     let dir = out.path().join("killed");
     let mut child = spawn_child(&["sweep", config.to_str().unwrap(), dir.to_str().unwrap()]);
-    kill_when(
-        &mut child,
-        &dir.join("beta_4_seed1/checkpoint/scheduler-1.bpk"),
-    );
+    kill_at_first_checkpoint(&mut child, &dir.join("beta_4_seed1"), true);
     assert!(dir.join("beta_0.5_seed1/summary.json").is_file());
     assert!(!dir.join("results.csv").exists());
 

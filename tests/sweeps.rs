@@ -143,3 +143,33 @@ fn bad_sweep_configs_are_refused_before_training_with_the_key_named() {
         assert_eq!(err.lines().count(), 1, "one-line error: {err}");
     }
 }
+
+#[test]
+fn a_sweep_folder_in_use_by_another_live_process_is_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("sweep");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A live process holds the folder (here: a child that sleeps).
+    let mut other = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    std::fs::write(dir.join(".lock"), other.id().to_string()).unwrap();
+    let cfg = small_sweep(&[1.0]);
+    let err = run_sweep(&cfg, &dir, &|_| panic!("must not train"))
+        .map(|_| ())
+        .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("in use by process") && msg.contains(&other.id().to_string()),
+        "{msg}"
+    );
+    assert!(!dir.join("sweep.toml").exists(), "nothing written");
+    // Once that process is gone, its stale lock is taken over.
+    other.kill().unwrap();
+    other.wait().unwrap();
+    let _g = training_lock();
+    run(&cfg, &dir);
+    assert!(dir.join("results.csv").is_file());
+    assert!(!dir.join(".lock").exists(), "released at the end");
+}

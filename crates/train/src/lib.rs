@@ -3,9 +3,11 @@
 //! - [`ExperimentConfig`]: one TOML file describes a run (model, data, optimiser, seed).
 //! - [`device`]: backend selection among the compiled cargo features.
 //! - [`Trainable`]: the `TrainStep`/`InferenceStep` wrapper around [`ae_models::Model`].
-//! - [`run`]: trains and writes the run folder (the contract scripts read; see
-//!   [`run::RunFolder`]).
-//!
+//! - [`run`]: trains and writes the run folder (the contract scripts read).
+//! - [`loader`]: data loaders whose shuffling and noise are functions of (seed, epoch), so a
+//!   resumed run is bit-identical to an uninterrupted one.
+//! - [`checkpoint`]: atomic checkpoints and the choice of the one to resume from.
+//! - [`lock`]: one process per run or sweep folder.
 //! - [`optim`]: Adam, fused into one parallel pass per parameter on CPU backends.
 //! - [`bench`]: the training-throughput benchmark behind the `bench` binary.
 //!

@@ -6,15 +6,17 @@
 //! |-------------------------|----------------------------------------------------------------|
 //! | `config.toml`           | resolved config (defaults, seed, device, version); rerunning it reproduces the run bit for bit on CPU |
 //! | `metrics.csv`           | a row per epoch and split: `epoch,split,loss,recon,kl,beta_loss,active_units,collapsed_dims,posterior_collapse,kl_dim_0..` |
-//! | `summary.json`          | final validation figures and run facts                          |
-//! | `checkpoint/`           | burn-train checkpoints of the last two epochs (for `--resume`)  |
+//! | `summary.json`          | final validation figures and run facts (a function of the config; written last) |
+//! | `timing.json`           | wall time and samples/s of each training session                |
+//! | `checkpoint/`           | burn-train checkpoints of the last two epochs (for `--resume`), written atomically |
 //! | `model.bpk`             | final weights (burnpack)                                        |
 //! | `reconstructions.png`   | validation images (odd rows) over their reconstructions (even rows) |
 //! | `samples.png`           | 64 decodes of prior samples (models with a prior only)          |
 //! | `traversal.png`         | each active latent (rows, by KL) swept over [−3, 3] around the first validation image |
 //! | `train/`, `valid/`, `experiment.log` | burn-train's own logs                              |
 //!
-//! Results files are written atomically (temporary file + rename).
+//! Results files are written atomically (temporary file + rename). A resumed run writes the
+//! same files, byte for byte, as an uninterrupted one (see [`crate::loader`]).
 use crate::checkpoint::AtomicCheckpointer;
 use crate::loader::{EpochLoader, Split};
 use crate::{
@@ -518,15 +520,19 @@ fn execute(
     let train_seconds = started.elapsed().as_secs_f64();
     *CURRENT.lock().expect("ctrl-c slot") = None;
     if let Some(f) = fault.fault() {
+        let kept = match last_checkpoint(&dir) {
+            Some(n) => format!(
+                "the last good checkpoint (epoch {n}) is kept: fix config.toml in the run folder, \
+                 then train --resume {}",
+                dir.display()
+            ),
+            None => "there is no checkpoint yet (the fault came in the first epoch)".into(),
+        };
         bail!(
             "training stopped at a non-finite value, {f}. Nothing of this epoch was saved; \
-             the last good checkpoint ({}) is kept. Usual remedies: lower optimizer.lr (now {}), \
-             set optimizer.grad_clip_norm (e.g. 1.0), check the likelihood against the data \
-             (Bernoulli needs pixels in [0, 1], Poisson and negative binomial need counts)",
-            match last_checkpoint(&dir) {
-                Some(n) => format!("epoch {n}, resumable with train --resume {}", dir.display()),
-                None => "none: the fault came in the first epoch".into(),
-            },
+             {kept}. Usual remedies: lower optimizer.lr (now {}), set optimizer.grad_clip_norm \
+             (e.g. 1.0), check the likelihood against the data (Bernoulli needs pixels in \
+             [0, 1], Poisson and negative binomial need counts)",
             cfg.optimizer.lr
         );
     }
@@ -652,12 +658,15 @@ fn execute(
         &dir.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
+    // A VQ model has codes, not a posterior mean: no active units (its codebook line above).
+    let units = get(&valid, "active_units")
+        .map(|a| format!(", {a} active units of {latent}"))
+        .unwrap_or_default();
     println!(
-        "done in {train_seconds:.1}s: valid loss {:.3} (recon {:.3} + KL {:.3}) per sample, {} active units of {latent}",
+        "done in {train_seconds:.1}s: valid loss {:.3} (recon {:.3} + KL {:.3}) per sample{units}",
         get(&valid, "loss").unwrap_or(f64::NAN),
         get(&valid, "recon").unwrap_or(f64::NAN),
         get(&valid, "kl").unwrap_or(0.0),
-        get(&valid, "active_units").unwrap_or(f64::NAN),
     );
     if collapse {
         eprintln!(

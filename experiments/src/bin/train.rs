@@ -90,8 +90,12 @@ fn main() {
     ae_train::threads::join_compute_pool();
     let args = Args::parse();
     if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        eprintln!("(compiled backends: {})", device::compiled().join(", "));
+        let msg = format!("{e:#}");
+        eprintln!("error: {msg}");
+        // Only useful when the device was the problem.
+        if msg.contains("device") || msg.contains("backend") {
+            eprintln!("(compiled backends: {})", device::compiled().join(", "));
+        }
         std::process::exit(2);
     }
 }
