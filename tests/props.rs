@@ -111,12 +111,11 @@ proptest! {
             let _ = cfg.check_shapes();
         }
         // The same text as JSON goes through the other parser.
-        if let Ok(v) = toml::from_str::<toml::Value>(&text) {
-            if let Ok(json) = serde_json::to_string(&v)
-                && let Ok(cfg) = ExperimentConfig::from_str_any(&json)
-            {
-                let _ = cfg.validate();
-            }
+        if let Ok(v) = toml::from_str::<toml::Value>(&text)
+            && let Ok(json) = serde_json::to_string(&v)
+            && let Ok(cfg) = ExperimentConfig::from_str_any(&json)
+        {
+            let _ = cfg.validate();
         }
     }
 }
