@@ -256,3 +256,21 @@ fn two_runs_of_the_same_config_in_the_same_second_get_distinct_folders() {
     assert!(base.join("fixed-2").is_dir());
     assert_eq!(std::fs::read_dir(base.join("fixed")).unwrap().count(), 0);
 }
+
+#[test]
+fn an_unwritable_output_folder_is_a_clear_error() {
+    let out = tempfile::tempdir().unwrap();
+    // A regular file where the output folder should be: no permission trick, so it fails
+    // for root too.
+    let blocker = out.path().join("runs");
+    std::fs::write(&blocker, b"not a folder").unwrap();
+    let err = format!(
+        "{:#}",
+        train(small_mnist_vae(), &options(&blocker)).unwrap_err()
+    );
+    assert!(
+        err.contains("cannot create output folder") && err.contains("runs"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"not a folder");
+}

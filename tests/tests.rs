@@ -7,6 +7,8 @@ mod util;
 mod backends;
 // Every shipped config parses, validates and fits its data.
 mod configs;
+// `evaluate` on run folders: IWAE bounds, KL decomposition, families without a posterior.
+mod eval;
 // MNIST loading (the committed fixture), and the errors users see for missing/corrupt files.
 mod mnist;
 // End-to-end runs through burn-train's Learner: run folder, reproducibility, resume, collapse.

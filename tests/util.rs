@@ -52,6 +52,7 @@ pub fn small_mnist_vae() -> ExperimentConfig {
         train_limit: Some(2_000),
         valid_limit: Some(500),
         split_seed: 0,
+        binarize: Default::default(),
     };
     cfg
 }

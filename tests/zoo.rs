@@ -346,6 +346,7 @@ fn a_cvae_generates_by_class_and_its_condition_changes_the_output() {
         train_limit: None,
         valid_limit: None,
         split_seed: 0,
+        binarize: Default::default(),
     };
     let dir = train(cfg.clone(), &options(out.path())).unwrap().dir;
     // One row of 8 samples per digit: 10 rows of 28·2 px cells plus gutters.
@@ -402,6 +403,7 @@ fn a_vq_vae_reports_codebook_usage_and_refuses_to_sample_noise() {
         train_limit: Some(1_000),
         valid_limit: Some(300),
         split_seed: 0,
+        binarize: Default::default(),
     };
     let dir = train(cfg.clone(), &options(out.path())).unwrap().dir;
     let s = summary(&dir);
@@ -501,6 +503,7 @@ fn plain_skips_collapse_the_posterior_and_film_gated_skips_do_not() {
             train_limit: None,
             valid_limit: None,
             split_seed: 0,
+            binarize: Default::default(),
         };
         summary(&train(cfg, &options(out.path())).unwrap().dir)
     };

@@ -15,6 +15,29 @@ fn default_dsprites_valid() -> usize {
     10_000
 }
 
+/// How grey-level pixels become binary. A Bernoulli likelihood is a likelihood only of binary
+/// data: on grey levels its "NLL" is a cross-entropy, not comparable to published likelihoods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Binarize {
+    /// Pixels as they are (grey levels in [0, 1]).
+    #[default]
+    None,
+    /// Each training image resampled, x ~ Bernoulli(pixel), every time it is used (a new draw
+    /// each epoch, from (seed, epoch, image)); the validation images binarised once with a
+    /// fixed seed. The protocol of Burda et al. (2015) and most published MNIST likelihoods.
+    Dynamic,
+    /// pixel ≥ 0.5 → 1, else 0, once for both splits.
+    Threshold,
+}
+
+impl Binarize {
+    /// No binarisation.
+    pub fn is_none(&self) -> bool {
+        *self == Binarize::None
+    }
+}
+
 /// The `[data]` table of an experiment config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dataset", rename_all = "snake_case", deny_unknown_fields)]
@@ -34,6 +57,9 @@ pub enum DataConfig {
         /// Seed of the subsets (independent of the training seed).
         #[serde(default)]
         split_seed: u64,
+        /// Binary pixels for Bernoulli likelihoods: `"dynamic"` or `"threshold"`.
+        #[serde(default, skip_serializing_if = "Binarize::is_none")]
+        binarize: Binarize,
     },
     /// Procedural dSprites (64×64): a seeded permutation of all 737,280 images; the first
     /// `valid_size` validate, the rest (or `train_limit` of them) train.
@@ -102,6 +128,15 @@ impl DataConfig {
             train_limit: None,
             valid_limit: None,
             split_seed: 0,
+            binarize: Binarize::None,
+        }
+    }
+
+    /// How pixels are binarised (only MNIST offers it).
+    pub fn binarize(&self) -> Binarize {
+        match self {
+            Self::Mnist { binarize, .. } => *binarize,
+            _ => Binarize::None,
         }
     }
 
@@ -211,13 +246,14 @@ impl DataConfig {
                 train_limit,
                 valid_limit,
                 split_seed,
+                binarize,
             } => {
                 let dir = mnist::resolve_dir(data_dir.as_deref())?;
                 let train = Arc::new(mnist::load_split(&dir, "train")?);
                 let test = Arc::new(mnist::load_split(&dir, "t10k")?);
                 let train_idx = subset(train.len(), *train_limit, *split_seed);
                 let test_idx = subset(test.len(), *valid_limit, split_seed.wrapping_add(1));
-                Ok((
+                let (train, test) = (
                     ImageDataset::Mnist {
                         split: train,
                         indices: train_idx,
@@ -226,7 +262,16 @@ impl DataConfig {
                         split: test,
                         indices: test_idx,
                     },
-                ))
+                );
+                if binarize.is_none() {
+                    return Ok((train, test));
+                }
+                let wrap = |inner, stream: u64| ImageDataset::Binarized {
+                    inner: Arc::new(inner),
+                    mode: *binarize,
+                    seed: crate::seeded::mix(&[*split_seed, stream]),
+                };
+                Ok((wrap(train, 0x0074_7261_696e), wrap(test, 0x7465_7374)))
             }
             Self::Dsprites {
                 train_limit,
@@ -314,14 +359,81 @@ pub enum ImageDataset {
         /// Number of samples.
         len: usize,
     },
+    /// Another data set with binary pixels (0 or 255).
+    Binarized {
+        /// The grey-level images.
+        inner: Arc<ImageDataset>,
+        /// Threshold, or Bernoulli draws.
+        mode: Binarize,
+        /// Seed of the draws of [`Dataset::get`]; a training loader passes one per epoch to
+        /// [`ImageDataset::get_resampled`] instead.
+        seed: u64,
+    },
 }
 
 impl ImageDataset {
+    /// The first `n` items (all of them when there are fewer).
+    pub fn head(&self, n: usize) -> Self {
+        let cut = |v: &Arc<Vec<u32>>| Arc::new(v[..n.min(v.len())].to_vec());
+        match self {
+            Self::Mnist { split, indices } => Self::Mnist {
+                split: split.clone(),
+                indices: cut(indices),
+            },
+            Self::Dsprites { indices } => Self::Dsprites {
+                indices: cut(indices),
+            },
+            Self::Counts { model, offset, len } => Self::Counts {
+                model: model.clone(),
+                offset: *offset,
+                len: n.min(*len),
+            },
+            Self::Binarized { inner, mode, seed } => Self::Binarized {
+                inner: Arc::new(inner.head(n)),
+                mode: *mode,
+                seed: *seed,
+            },
+        }
+    }
+
     /// dSprites factors of item `i` (None for MNIST).
     pub fn factors(&self, i: usize) -> Option<Factors> {
         match self {
             Self::Dsprites { indices } => Some(Factors::from_index(indices[i] as usize)),
+            Self::Binarized { inner, .. } => inner.factors(i),
             _ => None,
+        }
+    }
+
+    /// Whether [`ImageDataset::get_resampled`] draws new pixels for each seed (dynamic
+    /// binarisation): a training loader then passes a seed per epoch.
+    pub fn resampled(&self) -> bool {
+        matches!(
+            self,
+            Self::Binarized {
+                mode: Binarize::Dynamic,
+                ..
+            }
+        )
+    }
+
+    /// Item `index` with its random draws (dynamic binarisation) taken from `seed` rather
+    /// than the data set's own; the same as [`Dataset::get`] for every other data set.
+    pub fn get_resampled(&self, index: usize, seed: u64) -> Result<ImageItem, DatasetError> {
+        match self {
+            Self::Binarized {
+                inner,
+                mode: Binarize::Dynamic,
+                ..
+            } => {
+                let mut item = inner.get(index)?;
+                crate::seeded::sample_binary(
+                    &mut item.pixels,
+                    crate::seeded::mix(&[seed, index as u64]),
+                );
+                Ok(item)
+            }
+            _ => self.get(index),
         }
     }
 }
@@ -352,6 +464,21 @@ impl Dataset<ImageItem> for ImageDataset {
                     label: 0,
                 })
             }
+            Self::Binarized { inner, mode, seed } => {
+                let mut item = inner.get(index)?;
+                match mode {
+                    Binarize::Threshold => item
+                        .pixels
+                        .iter_mut()
+                        .for_each(|p| *p = if *p >= 128 { 255 } else { 0 }),
+                    Binarize::Dynamic => crate::seeded::sample_binary(
+                        &mut item.pixels,
+                        crate::seeded::mix(&[*seed, index as u64]),
+                    ),
+                    Binarize::None => {}
+                }
+                Ok(item)
+            }
         }
     }
 
@@ -359,6 +486,7 @@ impl Dataset<ImageItem> for ImageDataset {
         match self {
             Self::Mnist { indices, .. } | Self::Dsprites { indices } => indices.len(),
             Self::Counts { len, .. } => *len,
+            Self::Binarized { inner, .. } => inner.len(),
         }
     }
 }

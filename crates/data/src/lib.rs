@@ -8,6 +8,7 @@
 //! - [`DataConfig`]: the `[data]` table of an experiment config, resolved into train/valid
 //!   [`ImageDataset`]s with deterministic seeded subsets.
 //! - [`ImageBatcher`]: items to [`ae_core::ImageBatch`] tensors.
+//! - [`seeded`]: counter-based random numbers (shuffling, binarisation) from (seed, epoch).
 #![warn(missing_docs)]
 
 mod batcher;
@@ -17,6 +18,7 @@ pub mod dsprites;
 mod error;
 pub mod idx;
 pub mod mnist;
+pub mod seeded;
 
 pub use batcher::*;
 pub use config::*;

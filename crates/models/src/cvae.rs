@@ -147,6 +147,25 @@ impl Autoencoder for Cvae {
     fn latent_dim(&self) -> usize {
         self.latent_dim
     }
+
+    fn variational_posterior(
+        &self,
+        images: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> Option<DiagonalGaussian> {
+        Some(self.posterior(images, one_hot(labels, self.num_classes)))
+    }
+
+    /// log p(x|z, c): the likelihood is conditional on the class, as is the whole bound.
+    fn log_likelihood(
+        &self,
+        images: Tensor<4>,
+        z: Tensor<2>,
+        labels: Tensor<1, Int>,
+    ) -> Option<Tensor<1>> {
+        let params = self.decode_params(z, one_hot(labels, self.num_classes));
+        Some(-self.likelihood.nll_images(params, images))
+    }
 }
 
 #[cfg(test)]

@@ -213,4 +213,43 @@ impl Autoencoder for Model {
             Model::SkipVae(m) => m.latent_dim(),
         }
     }
+
+    fn variational_posterior(
+        &self,
+        images: Tensor<4>,
+        labels: Tensor<1, Int>,
+    ) -> Option<ae_core::DiagonalGaussian> {
+        match self {
+            Model::Ae(m) => m.variational_posterior(images, labels),
+            Model::Vae(m) => m.variational_posterior(images, labels),
+            Model::Cvae(m) => m.variational_posterior(images, labels),
+            Model::VqVae(m) => m.variational_posterior(images, labels),
+            Model::SkipVae(m) => m.variational_posterior(images, labels),
+        }
+    }
+
+    fn log_prior(&self, z: Tensor<2>) -> Tensor<1> {
+        match self {
+            Model::Ae(m) => m.log_prior(z),
+            Model::Vae(m) => m.log_prior(z),
+            Model::Cvae(m) => m.log_prior(z),
+            Model::VqVae(m) => m.log_prior(z),
+            Model::SkipVae(m) => m.log_prior(z),
+        }
+    }
+
+    fn log_likelihood(
+        &self,
+        images: Tensor<4>,
+        z: Tensor<2>,
+        labels: Tensor<1, Int>,
+    ) -> Option<Tensor<1>> {
+        match self {
+            Model::Ae(m) => m.log_likelihood(images, z, labels),
+            Model::Vae(m) => m.log_likelihood(images, z, labels),
+            Model::Cvae(m) => m.log_likelihood(images, z, labels),
+            Model::VqVae(m) => m.log_likelihood(images, z, labels),
+            Model::SkipVae(m) => m.log_likelihood(images, z, labels),
+        }
+    }
 }

@@ -178,6 +178,30 @@ impl Autoencoder for Vae {
     fn latent_dim(&self) -> usize {
         self.latent_dim
     }
+
+    fn variational_posterior(
+        &self,
+        images: Tensor<4>,
+        _labels: Tensor<1, Int>,
+    ) -> Option<DiagonalGaussian> {
+        Some(self.posterior(images))
+    }
+
+    fn log_prior(&self, z: Tensor<2>) -> Tensor<1> {
+        match &self.prior_variances {
+            None => ae_core::log_normal_prior(z.clone(), &vec![1.0; z.dims()[1]]),
+            Some(v) => ae_core::log_normal_prior(z, v),
+        }
+    }
+
+    fn log_likelihood(
+        &self,
+        images: Tensor<4>,
+        z: Tensor<2>,
+        _labels: Tensor<1, Int>,
+    ) -> Option<Tensor<1>> {
+        Some(-self.likelihood.nll_images(self.decoder.forward(z), images))
+    }
 }
 
 #[cfg(test)]

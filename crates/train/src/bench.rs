@@ -73,6 +73,7 @@ pub fn case_config(
         train_limit: limit,
         valid_limit: Some(100),
         split_seed: 0,
+        binarize: Default::default(),
     };
     Ok(match case {
         "mlp_vae" => ExperimentConfig {

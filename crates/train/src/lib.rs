@@ -8,6 +8,7 @@
 //!   resumed run is bit-identical to an uninterrupted one.
 //! - [`checkpoint`]: atomic checkpoints and the choice of the one to resume from.
 //! - [`lock`]: one process per run or sweep folder.
+//! - [`evaluation`]: `evaluate` on a run folder (`eval.json`, `eval.md`).
 //! - [`optim`]: Adam, fused into one parallel pass per parameter on CPU backends.
 //! - [`bench`]: the training-throughput benchmark behind the `bench` binary.
 //!
@@ -19,6 +20,7 @@ pub mod bench;
 pub mod checkpoint;
 mod config;
 pub mod device;
+pub mod evaluation;
 mod images;
 pub mod loader;
 pub mod lock;

@@ -7,7 +7,9 @@
 //! instead, each time the Learner starts an epoch (calls `iter()`):
 //! - orders the data set by a permutation drawn from `mix(seed, epoch)` (training split), and
 //! - reseeds the device from `mix(seed, epoch, split)`, so every random draw of that epoch
-//!   (noise, VQ dead-code restarts) depends on the seed and the epoch only.
+//!   (noise, VQ dead-code restarts) depends on the seed and the epoch only, and
+//! - draws dynamically binarised training images from `mix(seed, epoch)` (see
+//!   [`ae_data::Binarize::Dynamic`]).
 //!
 //! With `num_workers = 1` batches arrive in a fixed order; with more workers their order
 //! depends on thread timing (burn's loader interleaves the workers' partitions).
@@ -19,20 +21,7 @@ use burn::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-/// SplitMix64's output function: a bijective 64-bit mixer (Steele et al. 2014).
-pub fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A seed derived from `parts` (order matters); independent streams for different parts.
-pub fn mix(parts: &[u64]) -> u64 {
-    parts
-        .iter()
-        .fold(0x6A09_E667_F3BC_C908, |h, &p| splitmix64(h ^ splitmix64(p)))
-}
+pub use ae_data::seeded::{mix, splitmix64};
 
 /// The order of the training images in `epoch` (from 1): a Fisher–Yates shuffle driven by
 /// SplitMix64 from `mix(seed, epoch)`. Written out here rather than taken from `rand` so that
@@ -61,10 +50,13 @@ pub enum Split {
     Valid,
 }
 
-/// A data set seen through the current epoch's permutation.
+/// A data set seen through the current epoch's permutation (and, for dynamically binarised
+/// training images, the current epoch's draws).
 struct Ordered {
     inner: ImageDataset,
     order: RwLock<Option<Arc<Vec<usize>>>>,
+    /// Seed of this epoch's random pixel draws (training split of a resampled data set).
+    draws: RwLock<Option<u64>>,
 }
 
 impl Dataset<ImageItem> for Ordered {
@@ -73,7 +65,10 @@ impl Dataset<ImageItem> for Ordered {
             Some(order) => order[index],
             None => index,
         };
-        self.inner.get(i)
+        match *self.draws.read().expect("draws lock") {
+            Some(seed) => self.inner.get_resampled(i, seed),
+            None => self.inner.get(i),
+        }
     }
 
     fn len(&self) -> usize {
@@ -109,6 +104,7 @@ impl EpochLoader {
         let data = Arc::new(Ordered {
             inner: data,
             order: RwLock::new(None),
+            draws: RwLock::new(None),
         });
         let inner = DataLoaderBuilder::new(batcher)
             .batch_size(batch_size)
@@ -145,6 +141,10 @@ impl DataLoader<ImageBatch> for EpochLoader {
         if self.split == Split::Train {
             let order = epoch_permutation(self.data.len(), self.seed, epoch);
             *self.data.order.write().expect("order lock") = Some(Arc::new(order));
+            if self.data.inner.resampled() {
+                *self.data.draws.write().expect("draws lock") =
+                    Some(mix(&[self.seed, epoch as u64, 0x6269_6e61_7279]));
+            }
         }
         let stream = match self.split {
             Split::Train => 1,

@@ -1,0 +1,178 @@
+//! `evaluate` on a run folder: loads its `config.toml` and `model.bpk`, evaluates with
+//! [`ae_eval::evaluate`] and writes `eval.json` and `eval.md` beside the training files
+//! (atomically; the training files are never touched, rerunning overwrites only these two).
+use crate::{ExperimentConfig, device, write_atomic};
+use ae_data::ImageDataset;
+use ae_eval::{EvalOptions, EvalReport, evaluate};
+use anyhow::{Context, bail};
+use burn::data::dataset::Dataset;
+use burn::module::Module;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// What to evaluate, as the `evaluate` binary's flags say.
+#[derive(Clone, Debug)]
+pub struct EvalRequest {
+    /// `elbo` (always computed), `iwae`, `decomposition`.
+    pub metrics: Vec<String>,
+    /// Importance-sample counts; a single K means 1, 10, … < K and K.
+    pub ks: Vec<usize>,
+    /// `valid` or `train`.
+    pub split: String,
+    /// Only the first N images of the split.
+    pub limit: Option<usize>,
+    /// Data directory overriding the run's.
+    pub data_dir: Option<PathBuf>,
+    /// Device overriding the run's.
+    pub device: Option<String>,
+    /// Seed of the evaluation noise (default: the run's seed).
+    pub seed: Option<u64>,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Print progress lines.
+    pub progress: bool,
+}
+
+impl Default for EvalRequest {
+    fn default() -> Self {
+        Self {
+            metrics: vec!["elbo".into(), "iwae".into(), "decomposition".into()],
+            ks: vec![1, 10, 100, 1000, 5000],
+            split: "valid".into(),
+            limit: None,
+            data_dir: None,
+            device: None,
+            seed: None,
+            batch_size: 100,
+            progress: false,
+        }
+    }
+}
+
+/// `[K]` → 1, 10, 100, … below K, then K; a longer list is kept as it is.
+pub fn k_list(ks: &[usize]) -> anyhow::Result<Vec<usize>> {
+    if ks.is_empty() || ks.contains(&0) {
+        bail!("--k: give one or more sample counts, each at least 1");
+    }
+    Ok(match ks {
+        [max] => {
+            let mut v: Vec<usize> = std::iter::successors(Some(1usize), |x| Some(x * 10))
+                .take_while(|x| x < max)
+                .collect();
+            v.push(*max);
+            v
+        }
+        list => list.to_vec(),
+    })
+}
+
+/// Evaluates the run in `dir` and writes `eval.json` and `eval.md` there.
+pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport> {
+    let cfg_path = dir.join("config.toml");
+    if !cfg_path.is_file() {
+        bail!(
+            "{} is not a run folder (no config.toml); pass the folder `train` printed",
+            dir.display()
+        );
+    }
+    let weights = dir.join("model.bpk");
+    if !weights.is_file() {
+        bail!(
+            "{} has no model.bpk: the run has not finished; continue it with train --resume {}",
+            dir.display(),
+            dir.display()
+        );
+    }
+    for m in &req.metrics {
+        if !["elbo", "iwae", "decomposition"].contains(&m.as_str()) {
+            bail!("--metrics {m}: use elbo, iwae, decomposition");
+        }
+    }
+    let mut cfg = ExperimentConfig::load(&cfg_path)?;
+    if let Some(d) = &req.data_dir {
+        cfg.data.set_data_dir(d.clone());
+    }
+    let device_name = req
+        .device
+        .clone()
+        .or(cfg.device.clone())
+        .unwrap_or_else(|| device::default_name().to_string());
+    let device = device::parse(&device_name)?;
+    let (train, valid) = cfg.data.load().context("cannot load the dataset")?;
+    let data: ImageDataset = match req.split.as_str() {
+        "valid" => valid,
+        "train" => train,
+        other => bail!("--split {other}: use valid or train"),
+    };
+    let data = match req.limit {
+        Some(0) => bail!("--limit must be at least 1"),
+        Some(n) => data.head(n),
+        None => data,
+    };
+    let record = burn::store::ModuleRecord::load(&weights)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", weights.display()))?;
+    let model = cfg
+        .model
+        .init(cfg.data.shape(), &device)
+        .load_record(record);
+    let wants = |m: &str| req.metrics.iter().any(|x| x == m);
+    let opts = EvalOptions {
+        ks: if wants("iwae") {
+            k_list(&req.ks)?
+        } else {
+            Vec::new()
+        },
+        decomposition: wants("decomposition"),
+        batch_size: req.batch_size.max(1),
+        seed: req.seed.unwrap_or(cfg.seed),
+        active_unit_threshold: cfg.diagnostics.active_unit_threshold,
+        ..EvalOptions::default()
+    };
+    if req.progress {
+        println!(
+            "evaluating {} ({} on {}, {} {} images, device {device_name}); k = {:?}",
+            dir.display(),
+            cfg.model.family(),
+            cfg.data.name(),
+            data.len(),
+            req.split,
+            opts.ks
+        );
+    }
+    let started = Instant::now();
+    let mut last_tenth = usize::MAX;
+    let report = evaluate(
+        &model,
+        &cfg.model,
+        &data,
+        &cfg.data.batcher(),
+        cfg.data.shape(),
+        &opts,
+        &device,
+        &mut |stage, done, total| {
+            let tenth = done * 10 / total.max(1);
+            if req.progress && (tenth != last_tenth || done == 0) {
+                last_tenth = tenth;
+                println!(
+                    "  {stage}: {done}/{total} ({:.0} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        },
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    let title = format!("{} ({} split)", dir.display(), req.split);
+    let mut json = serde_json::to_value(&report)?;
+    json["split"] = req.split.clone().into();
+    json["dataset"] = cfg.data.name().into();
+    write_atomic(
+        &dir.join("eval.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    let md = format!(
+        "{}\nEvaluated in {seconds:.1} s on {device_name}.\n",
+        report.to_markdown(&title)
+    );
+    write_atomic(&dir.join("eval.md"), md.as_bytes())?;
+    Ok(report)
+}
