@@ -55,7 +55,10 @@ fn a_trained_vae_is_evaluated_with_iwae_bounds_and_a_kl_decomposition() {
         r.elbo.kl
     );
     assert_eq!(r.kl_per_dim.as_ref().unwrap().len(), 20);
-    assert!(r.not_applicable.is_empty());
+    // MNIST has no ground-truth factors: the only thing that does not apply.
+    assert_eq!(r.not_applicable.len(), 1, "{:?}", r.not_applicable);
+    assert!(r.not_applicable[0].starts_with("disentanglement:"));
+    assert!(r.disentanglement.is_none());
 
     // Files: eval.json and eval.md written, the training files untouched.
     let json: serde_json::Value =
@@ -105,6 +108,7 @@ fn families_without_a_posterior_say_what_does_not_apply() {
     let dir = train(cfg, &options(out.path())).unwrap().dir;
     let r = evaluate_run(&dir, &request(&[1, 10], 100)).unwrap();
     assert!(r.iwae.is_none() && r.decomposition.is_none() && r.kl_per_dim.is_none());
+    assert!(r.disentanglement.is_none());
     assert!(
         r.not_applicable
             .iter()
@@ -186,4 +190,47 @@ fn dynamic_binarisation_resamples_training_images_and_fixes_test_images() {
         s += mean(&train.get_resampled(i, 9).unwrap().pixels);
     }
     assert!((s / g - 1.0).abs() < 0.02, "binary {s} vs grey {g}");
+}
+
+#[test]
+fn a_dsprites_run_gets_disentanglement_scores() {
+    let _g = training_lock();
+    let out = tempfile::tempdir().unwrap();
+    let text = r#"
+        name = "vae_dsprites_tiny"
+        seed = 2
+        epochs = 1
+        batch_size = 64
+        [model]
+        family = "vae"
+        latent_dim = 4
+        architecture = { kind = "mlp", hidden = [64] }
+        [data]
+        dataset = "dsprites"
+        train_limit = 512
+        valid_size = 256
+    "#;
+    let cfg = ae::train::ExperimentConfig::from_str_any(text).unwrap();
+    let dir = train(cfg, &options(out.path())).unwrap().dir;
+    let r = evaluate_run(
+        &dir,
+        &EvalRequest {
+            metrics: vec!["elbo".into(), "disentanglement".into()],
+            ..EvalRequest::default()
+        },
+    )
+    .unwrap();
+    let d = r.disentanglement.as_ref().expect("dSprites has factors");
+    assert!(
+        (0.0..=1.0).contains(&d.mig) && (0.0..=1.0).contains(&d.factor_vae),
+        "{d:?}"
+    );
+    assert_eq!(
+        d.config.mig_points, 10_000,
+        "disentanglement_lib's settings"
+    );
+    assert_eq!(d.mig_top_mi.len(), 5);
+    assert!(r.not_applicable.is_empty(), "{:?}", r.not_applicable);
+    let md = std::fs::read_to_string(dir.join("eval.md")).unwrap();
+    assert!(md.contains("MIG") && md.contains("FactorVAE"));
 }

@@ -4,11 +4,13 @@
 //! - [`iwae`]: the importance-weighted bound NLL_k (Burda et al. 2015), k = 1 … 5000, chunked.
 //! - [`decompose`]: mutual information, total correlation and dimension-wise KL of the
 //!   aggregate posterior (Hoffman & Johnson 2016; Chen et al. 2018).
+//! - [`disentangle`]: MIG and the FactorVAE score on data with known factors (dSprites).
 //! - [`evaluate`]: all of it over a data set, with what does not apply to a family said, not
 //!   printed as zeros ([`EvalReport::not_applicable`]).
 #![warn(missing_docs)]
 
 pub mod decompose;
+pub mod disentangle;
 pub mod iwae;
 
 use ae_core::{Autoencoder, ImageShape};
@@ -38,6 +40,8 @@ pub struct EvalOptions {
     pub seed: u64,
     /// Active-unit threshold on Var_x E[z_j|x] (0.01, Burda et al. 2016).
     pub active_unit_threshold: f64,
+    /// Disentanglement scores (on data with known factors: dSprites), with these settings.
+    pub disentanglement: Option<disentangle::DisentanglementConfig>,
 }
 
 impl Default for EvalOptions {
@@ -50,6 +54,7 @@ impl Default for EvalOptions {
             chunk_rows: 4096,
             seed: 0,
             active_unit_threshold: 0.01,
+            disentanglement: None,
         }
     }
 }
@@ -90,6 +95,9 @@ pub struct EvalReport {
     /// The KL decomposition.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decomposition: Option<KlDecomposition>,
+    /// MIG and FactorVAE score (data with known factors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disentanglement: Option<disentangle::Disentanglement>,
     /// Metrics that do not apply to this model, and why.
     pub not_applicable: Vec<String>,
 }
@@ -215,6 +223,52 @@ pub fn evaluate(
         progress("KL decomposition", 0, means.len());
         decompose::decompose(&means, &log_vars, &samples, &prior_variances(cfg))
     });
+    let disentanglement = match (&opts.disentanglement, data.factors(0)) {
+        (Some(dcfg), Some(_)) => {
+            progress("disentanglement (MIG, FactorVAE)", 0, 1);
+            let mut represent = |batch: &[Vec<usize>]| -> Vec<Vec<f64>> {
+                let items = batch
+                    .iter()
+                    .map(|f| {
+                        let f = ae_data::dsprites::Factors {
+                            shape: f[0],
+                            scale: f[1],
+                            orientation: f[2],
+                            pos_x: f[3],
+                            pos_y: f[4],
+                        };
+                        ae_data::ImageItem {
+                            pixels: f.render(),
+                            label: f.shape as u32,
+                        }
+                    })
+                    .collect();
+                let b = batcher.batch(items, device);
+                let codes: Vec<f32> = model
+                    .encode(b.images, b.labels)
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec()
+                    .expect("f32");
+                codes
+                    .chunks(latent)
+                    .map(|c| c.iter().map(|&v| f64::from(v)).collect())
+                    .collect()
+            };
+            Some(disentangle::disentanglement(
+                &mut represent,
+                &disentangle::FactorSpace::dsprites(),
+                dcfg,
+            ))
+        }
+        (Some(_), None) => {
+            not_applicable.push(
+                "disentanglement: the data set has no ground-truth factors (dSprites has)".into(),
+            );
+            None
+        }
+        (None, _) => None,
+    };
     let active = variational.then(|| {
         mu_m2
             .iter()
@@ -235,6 +289,7 @@ pub fn evaluate(
         active_units: active,
         iwae: iwae.map(|a| a.estimates()),
         decomposition,
+        disentanglement,
         not_applicable,
     }
 }
@@ -290,6 +345,23 @@ impl EvalReport {
                 d.kl,
                 d.estimator,
                 (d.points.max(1) as f64).ln()
+            ));
+        }
+        if let Some(d) = &self.disentanglement {
+            s.push_str(&format!(
+                "\n## Disentanglement (representation: encoder mean)\n\n| score | value |\n|---|---|\n\
+                 | MIG ({} points, {} bins) | {:.3} |\n| FactorVAE score ({} / {} votes of {}) | {:.3} \
+                 (train {:.3}) |\n| dimensions kept by the FactorVAE pruning (std ≥ {}) | {} |\n",
+                d.config.mig_points,
+                d.config.mig_bins,
+                d.mig,
+                d.config.fvae_train_votes,
+                d.config.fvae_eval_votes,
+                d.config.fvae_batch,
+                d.factor_vae,
+                d.factor_vae_train,
+                d.config.fvae_prune_std,
+                d.active_dims
             ));
         }
         if let Some(k) = &self.kl_per_dim {

@@ -13,7 +13,7 @@ use std::time::Instant;
 /// What to evaluate, as the `evaluate` binary's flags say.
 #[derive(Clone, Debug)]
 pub struct EvalRequest {
-    /// `elbo` (always computed), `iwae`, `decomposition`.
+    /// `elbo` (always computed), `iwae`, `decomposition`, `disentanglement` (dSprites).
     pub metrics: Vec<String>,
     /// Importance-sample counts; a single K means 1, 10, … < K and K.
     pub ks: Vec<usize>,
@@ -36,7 +36,12 @@ pub struct EvalRequest {
 impl Default for EvalRequest {
     fn default() -> Self {
         Self {
-            metrics: vec!["elbo".into(), "iwae".into(), "decomposition".into()],
+            metrics: vec![
+                "elbo".into(),
+                "iwae".into(),
+                "decomposition".into(),
+                "disentanglement".into(),
+            ],
             ks: vec![1, 10, 100, 1000, 5000],
             split: "valid".into(),
             limit: None,
@@ -84,8 +89,8 @@ pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport>
         );
     }
     for m in &req.metrics {
-        if !["elbo", "iwae", "decomposition"].contains(&m.as_str()) {
-            bail!("--metrics {m}: use elbo, iwae, decomposition");
+        if !["elbo", "iwae", "decomposition", "disentanglement"].contains(&m.as_str()) {
+            bail!("--metrics {m}: use elbo, iwae, decomposition, disentanglement");
         }
     }
     let mut cfg = ExperimentConfig::load(&cfg_path)?;
@@ -126,6 +131,12 @@ pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport>
         batch_size: req.batch_size.max(1),
         seed: req.seed.unwrap_or(cfg.seed),
         active_unit_threshold: cfg.diagnostics.active_unit_threshold,
+        disentanglement: wants("disentanglement").then(|| {
+            ae_eval::disentangle::DisentanglementConfig {
+                seed: req.seed.unwrap_or(cfg.seed),
+                ..Default::default()
+            }
+        }),
         ..EvalOptions::default()
     };
     if req.progress {

@@ -20,8 +20,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Args {
     /// The run folder (with config.toml and model.bpk).
     run_dir: PathBuf,
-    /// What to compute, comma-separated: elbo (always), iwae, decomposition.
-    #[arg(long, value_delimiter = ',', default_value = "elbo,iwae,decomposition")]
+    /// What to compute, comma-separated: elbo (always), iwae, decomposition, disentanglement
+    /// (MIG and FactorVAE score, on dSprites).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "elbo,iwae,decomposition,disentanglement"
+    )]
     metrics: Vec<String>,
     /// Importance-sample counts of NLL_k, comma-separated; one value K means 1, 10, … < K and K.
     #[arg(long, value_delimiter = ',', default_value = "5000")]

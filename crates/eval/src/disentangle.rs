@@ -1,0 +1,437 @@
+//! Disentanglement scores on data with known generative factors (dSprites), with
+//! disentanglement_lib's published settings (Locatello et al. 2019); the representation is
+//! the encoder mean.
+//!
+//! - [`mig`]: Mutual Information Gap (Chen et al. 2018): 10,000 points, each code dimension
+//!   discretised into 20 equal-width bins, MI per (code, factor) in nats, mean over factors of
+//!   (top-1 − top-2 MI) / H(factor).
+//! - [`factor_vae_score`]: FactorVAE score (Kim & Mnih 2018): 10,000 points for the global
+//!   variances, dimensions with std < 0.05 pruned, majority-vote classifier on 10,000 training
+//!   and 5,000 evaluation votes, each a batch of 64 with one factor fixed.
+//!
+//! Both take the representation as a function from factor values to codes, so tests can hand
+//! them representations built directly from the factors.
+use ae_data::seeded::{mix, splitmix64};
+use serde::{Deserialize, Serialize};
+
+/// A discrete generative-factor space: factor `i` takes values `0..sizes[i]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FactorSpace {
+    /// Number of values of each factor.
+    pub sizes: Vec<usize>,
+    /// Factor names (for reports).
+    pub names: Vec<String>,
+}
+
+impl FactorSpace {
+    /// dSprites: shape 3, scale 6, orientation 40, x 32, y 32.
+    pub fn dsprites() -> Self {
+        Self {
+            sizes: vec![3, 6, 40, 32, 32],
+            names: ae_data::dsprites::FACTOR_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// A reproducible stream of uniform integers (SplitMix64 counter).
+struct Draws(u64);
+
+impl Draws {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(1);
+        ((splitmix64(self.0) as u128 * n as u128) >> 64) as usize
+    }
+
+    fn factors(&mut self, space: &FactorSpace) -> Vec<usize> {
+        space.sizes.iter().map(|&s| self.below(s)).collect()
+    }
+}
+
+/// Settings of the scores (defaults: disentanglement_lib's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DisentanglementConfig {
+    /// MIG: points.
+    pub mig_points: usize,
+    /// MIG: histogram bins per code dimension.
+    pub mig_bins: usize,
+    /// FactorVAE: points for the global variances.
+    pub fvae_variance_points: usize,
+    /// FactorVAE: training votes.
+    pub fvae_train_votes: usize,
+    /// FactorVAE: evaluation votes.
+    pub fvae_eval_votes: usize,
+    /// FactorVAE: images per vote.
+    pub fvae_batch: usize,
+    /// FactorVAE: dimensions with a global std below this are pruned.
+    pub fvae_prune_std: f64,
+    /// Seed of the factor draws.
+    pub seed: u64,
+}
+
+impl Default for DisentanglementConfig {
+    fn default() -> Self {
+        Self {
+            mig_points: 10_000,
+            mig_bins: 20,
+            fvae_variance_points: 10_000,
+            fvae_train_votes: 10_000,
+            fvae_eval_votes: 5_000,
+            fvae_batch: 64,
+            fvae_prune_std: 0.05,
+            seed: 0,
+        }
+    }
+}
+
+/// Disentanglement scores of one representation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Disentanglement {
+    /// Mutual Information Gap, in [0, 1].
+    pub mig: f64,
+    /// MI (nats) of each factor with its most informative code dimension.
+    pub mig_top_mi: Vec<f64>,
+    /// FactorVAE score: evaluation accuracy of the majority-vote classifier, in [0, 1].
+    pub factor_vae: f64,
+    /// Training accuracy of that classifier.
+    pub factor_vae_train: f64,
+    /// Code dimensions kept by the FactorVAE pruning.
+    pub active_dims: usize,
+    /// The settings.
+    pub config: DisentanglementConfig,
+}
+
+/// Equal-width histogram bins of `values` (numpy's `histogram` edges, `digitize` on all but
+/// the last edge, as disentanglement_lib's `_histogram_discretize`): bin indices 1..=bins.
+pub fn discretize(values: &[f64], bins: usize) -> Vec<usize> {
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    };
+    let edges: Vec<f64> = (0..bins)
+        .map(|i| lo + (hi - lo) * i as f64 / bins as f64)
+        .collect();
+    // digitize: number of edges ≤ v.
+    values
+        .iter()
+        .map(|&v| edges.partition_point(|&e| e <= v))
+        .collect()
+}
+
+/// Mutual information (nats) of two discrete sequences (scikit-learn's `mutual_info_score`).
+pub fn mutual_information(a: &[usize], b: &[usize]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let n = a.len() as f64;
+    let (ka, kb) = (
+        a.iter().max().map_or(0, |m| m + 1),
+        b.iter().max().map_or(0, |m| m + 1),
+    );
+    let mut joint = vec![0usize; ka * kb];
+    let (mut pa, mut pb) = (vec![0usize; ka], vec![0usize; kb]);
+    for (&x, &y) in a.iter().zip(b) {
+        joint[x * kb + y] += 1;
+        pa[x] += 1;
+        pb[y] += 1;
+    }
+    let mut mi = 0.0;
+    for x in 0..ka {
+        for y in 0..kb {
+            let c = joint[x * kb + y];
+            if c > 0 {
+                let c = c as f64;
+                mi += c / n * (c * n / (pa[x] as f64 * pb[y] as f64)).ln();
+            }
+        }
+    }
+    mi.max(0.0)
+}
+
+/// Entropy (nats) of a discrete sequence.
+pub fn entropy(a: &[usize]) -> f64 {
+    mutual_information(a, a)
+}
+
+/// MIG of codes `codes[n][j]` for factors `factors[n][i]`, with `bins` histogram bins. Returns
+/// the score and, per factor, the largest MI.
+pub fn mig_of(codes: &[Vec<f64>], factors: &[Vec<usize>], bins: usize) -> (f64, Vec<f64>) {
+    let d = codes.first().map_or(0, Vec::len);
+    let k = factors.first().map_or(0, Vec::len);
+    let disc: Vec<Vec<usize>> = (0..d)
+        .map(|j| discretize(&codes.iter().map(|c| c[j]).collect::<Vec<_>>(), bins))
+        .collect();
+    let mut gaps = Vec::new();
+    let mut tops = Vec::new();
+    for i in 0..k {
+        let y: Vec<usize> = factors.iter().map(|f| f[i]).collect();
+        let h = entropy(&y);
+        let mut mi: Vec<f64> = disc.iter().map(|c| mutual_information(c, &y)).collect();
+        mi.sort_by(|a, b| b.total_cmp(a));
+        let top2 = mi.get(1).copied().unwrap_or(0.0);
+        tops.push(mi.first().copied().unwrap_or(0.0));
+        if h > 0.0 {
+            gaps.push((mi.first().copied().unwrap_or(0.0) - top2) / h);
+        }
+    }
+    let score = if gaps.is_empty() {
+        0.0
+    } else {
+        gaps.iter().sum::<f64>() / gaps.len() as f64
+    };
+    (score, tops)
+}
+
+/// The representation: codes of a batch of factor vectors.
+pub type Represent<'a> = dyn FnMut(&[Vec<usize>]) -> Vec<Vec<f64>> + 'a;
+
+/// Encodes `n` factor draws in batches of at most 256.
+fn encode_draws(
+    represent: &mut Represent<'_>,
+    draws: &mut Draws,
+    space: &FactorSpace,
+    n: usize,
+) -> (Vec<Vec<f64>>, Vec<Vec<usize>>) {
+    let mut codes = Vec::with_capacity(n);
+    let mut factors = Vec::with_capacity(n);
+    while factors.len() < n {
+        let batch: Vec<Vec<usize>> = (0..(n - factors.len()).min(256))
+            .map(|_| draws.factors(space))
+            .collect();
+        codes.extend(represent(&batch));
+        factors.extend(batch);
+    }
+    (codes, factors)
+}
+
+/// MIG with disentanglement_lib's sampling: `cfg.mig_points` random factor draws.
+pub fn mig(
+    represent: &mut Represent<'_>,
+    space: &FactorSpace,
+    cfg: &DisentanglementConfig,
+) -> (f64, Vec<f64>) {
+    let mut draws = Draws(mix(&[cfg.seed, 0x006d_6967]));
+    let (codes, factors) = encode_draws(represent, &mut draws, space, cfg.mig_points);
+    mig_of(&codes, &factors, cfg.mig_bins)
+}
+
+fn variances(codes: &[Vec<f64>]) -> Vec<f64> {
+    let n = codes.len() as f64;
+    let d = codes.first().map_or(0, Vec::len);
+    (0..d)
+        .map(|j| {
+            let mean = codes.iter().map(|c| c[j]).sum::<f64>() / n;
+            codes.iter().map(|c| (c[j] - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)
+        })
+        .collect()
+}
+
+/// FactorVAE score: (evaluation accuracy, training accuracy, active dimensions).
+pub fn factor_vae_score(
+    represent: &mut Represent<'_>,
+    space: &FactorSpace,
+    cfg: &DisentanglementConfig,
+) -> (f64, f64, usize) {
+    let mut draws = Draws(mix(&[cfg.seed, 0x6676_6165]));
+    let (codes, _) = encode_draws(represent, &mut draws, space, cfg.fvae_variance_points);
+    let global = variances(&codes);
+    let active: Vec<usize> = (0..global.len())
+        .filter(|&j| global[j].sqrt() >= cfg.fvae_prune_std)
+        .collect();
+    if active.is_empty() {
+        return (0.0, 0.0, 0);
+    }
+    let k = space.sizes.len();
+    let mut vote = |draws: &mut Draws| -> (usize, usize) {
+        let factor = draws.below(k);
+        let fixed = draws.factors(space)[factor];
+        let batch: Vec<Vec<usize>> = (0..cfg.fvae_batch)
+            .map(|_| {
+                let mut f = draws.factors(space);
+                f[factor] = fixed;
+                f
+            })
+            .collect();
+        let local = variances(&represent(&batch));
+        let code = (0..active.len())
+            .min_by(|&a, &b| {
+                (local[active[a]] / global[active[a]])
+                    .total_cmp(&(local[active[b]] / global[active[b]]))
+            })
+            .expect("non-empty");
+        (factor, code)
+    };
+    let mut tally = |n: usize, draws: &mut Draws| {
+        let mut votes = vec![vec![0usize; active.len()]; k];
+        for _ in 0..n {
+            let (f, c) = vote(draws);
+            votes[f][c] += 1;
+        }
+        votes
+    };
+    let train = tally(cfg.fvae_train_votes, &mut draws);
+    let eval = tally(cfg.fvae_eval_votes, &mut draws);
+    // Majority vote: each code dimension predicts the factor it was most often chosen for.
+    let classifier: Vec<usize> = (0..active.len())
+        .map(|c| {
+            (0..k)
+                .max_by_key(|&f| (train[f][c], std::cmp::Reverse(f)))
+                .unwrap_or(0)
+        })
+        .collect();
+    let accuracy = |votes: &[Vec<usize>]| {
+        let total: usize = votes.iter().flatten().sum();
+        let right: usize = (0..active.len()).map(|c| votes[classifier[c]][c]).sum();
+        right as f64 / total.max(1) as f64
+    };
+    (accuracy(&eval), accuracy(&train), active.len())
+}
+
+/// Both scores.
+pub fn disentanglement(
+    represent: &mut Represent<'_>,
+    space: &FactorSpace,
+    cfg: &DisentanglementConfig,
+) -> Disentanglement {
+    let (mig, mig_top_mi) = mig(represent, space, cfg);
+    let (factor_vae, factor_vae_train, active_dims) = factor_vae_score(represent, space, cfg);
+    Disentanglement {
+        mig,
+        mig_top_mi,
+        factor_vae,
+        factor_vae_train,
+        active_dims,
+        config: cfg.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny deterministic perturbation in [−0.005, 0.005).
+    fn jitter(seed: u64) -> f64 {
+        (splitmix64(seed) >> 11) as f64 / (1u64 << 53) as f64 * 0.01 - 0.005
+    }
+
+    fn space() -> FactorSpace {
+        FactorSpace::dsprites()
+    }
+
+    /// The factors themselves, scaled to unit range, plus tiny noise: the ideal code.
+    fn ideal(batch: &[Vec<usize>]) -> Vec<Vec<f64>> {
+        let sizes = space().sizes;
+        batch
+            .iter()
+            .enumerate()
+            .map(|(n, f)| {
+                (0..f.len())
+                    .map(|i| {
+                        f[i] as f64 / sizes[i] as f64
+                            + 0.001 * jitter(mix(&[n as u64, i as u64, f[i] as u64]))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_factors_themselves_score_near_the_maximum() {
+        let cfg = DisentanglementConfig::default();
+        let d = disentanglement(&mut ideal, &space(), &cfg);
+        // MIG < 1 only because 20 bins cannot separate 40 orientations or 32 positions:
+        // (ln 40 − ln 2) / ln 40 = 0.81 for orientation, ≈ 0.86 for each position.
+        assert!(d.mig > 0.85, "{d:?}");
+        assert_eq!(d.factor_vae, 1.0, "{d:?}");
+        assert_eq!(d.active_dims, 5);
+    }
+
+    #[test]
+    fn codes_independent_of_the_factors_score_near_zero() {
+        let mut counter = 0u64;
+        let mut random = |batch: &[Vec<usize>]| -> Vec<Vec<f64>> {
+            batch
+                .iter()
+                .map(|_| {
+                    (0..5)
+                        .map(|_| {
+                            counter += 1;
+                            jitter(counter) * 100.0
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let d = disentanglement(&mut random, &space(), &DisentanglementConfig::default());
+        assert!(d.mig < 0.02, "{d:?}");
+        // Chance for 5 factors is 0.2; the majority vote fits a little noise.
+        assert!(d.factor_vae < 0.3, "{d:?}");
+    }
+
+    #[test]
+    fn a_code_mixing_two_factors_scores_in_between() {
+        // Dimension 3 carries x + y; y has no dimension of its own.
+        let mut mixed = |batch: &[Vec<usize>]| -> Vec<Vec<f64>> {
+            ideal(batch)
+                .into_iter()
+                .zip(batch)
+                .map(|(mut c, f)| {
+                    c[3] = (f[3] + f[4]) as f64 / 64.0;
+                    c.truncate(4);
+                    c
+                })
+                .collect()
+        };
+        let cfg = DisentanglementConfig::default();
+        let d = disentanglement(&mut mixed, &space(), &cfg);
+        let best = disentanglement(&mut ideal, &space(), &cfg);
+        assert!(d.mig > 0.3 && d.mig < best.mig - 0.2, "{d:?}");
+        // Fixing x or y both point at dimension 3: one of the two is always misclassified.
+        assert!(d.factor_vae > 0.7 && d.factor_vae < 0.85, "{d:?}");
+    }
+
+    /// The fixed arrays of crates/eval/reference/mig_reference.py.
+    #[test]
+    fn mig_matches_disentanglement_lib_with_scikit_learn_on_fixed_arrays() {
+        let factors: Vec<Vec<usize>> = (0..600usize)
+            .map(|n| vec![n % 3, (n * 7) % 6, (n * 13) % 40, (n * 5 + n / 7) % 32])
+            .collect();
+        let codes: Vec<Vec<f64>> = factors
+            .iter()
+            .enumerate()
+            .map(|(n, f)| {
+                let n = n as f64;
+                vec![
+                    f[0] as f64 + 0.1 * n.sin(),
+                    f[1] as f64 * 0.5 + (n * 0.37).cos(),
+                    (n * 0.11).sin() * 3.0,
+                    f[2] as f64 * 0.2 + f[3] as f64 * 0.05,
+                    f[3] as f64 + 0.3 * (n * 1.3).cos(),
+                ]
+            })
+            .collect();
+        let (score, _) = mig_of(&codes, &factors, 20);
+        // python3 crates/eval/reference/mig_reference.py → MIG = 0.424168002513
+        assert!((score - 0.424_168_002_513).abs() < 1e-9, "{score}");
+    }
+
+    #[test]
+    fn discretisation_and_mutual_information_follow_numpy_and_scikit_learn() {
+        // np.digitize(v, np.histogram(v, 4)[1][:-1]) for v = [0, 1, 2, 3, 4] → [1, 2, 3, 4, 4].
+        assert_eq!(
+            discretize(&[0.0, 1.0, 2.0, 3.0, 4.0], 4),
+            vec![1, 2, 3, 4, 4]
+        );
+        // A constant is one bin, as numpy's range (v − 0.5, v + 0.5).
+        assert_eq!(discretize(&[2.0, 2.0], 3), vec![2, 2]);
+        // mutual_info_score([0,0,1,1], [0,0,1,1]) = ln 2; independent halves: 0.
+        assert!((mutual_information(&[0, 0, 1, 1], &[0, 0, 1, 1]) - 2f64.ln()).abs() < 1e-12);
+        assert!(mutual_information(&[0, 1, 0, 1], &[0, 0, 1, 1]).abs() < 1e-12);
+    }
+}
