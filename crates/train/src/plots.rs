@@ -248,3 +248,100 @@ pub fn kl_heatmap(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// MIG and FactorVAE score vs β (log axis), one point per β.
+pub fn disentanglement_vs_beta(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
+    let (b0, b1) = beta_axis(rows);
+    render(path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Disentanglement vs β (encoder mean, dSprites)", (FONT, 26))
+            .margin(20)
+            .x_label_area_size(55)
+            .y_label_area_size(60)
+            .build_cartesian_2d((b0..b1).log_scale(), 0f64..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("β (log scale)")
+            .y_desc("score")
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        for (name, color, get) in [
+            (
+                "MIG",
+                BLUE,
+                (|r: &ResultRow| r.mig) as fn(&ResultRow) -> Option<f64>,
+            ),
+            ("FactorVAE score", RED, |r: &ResultRow| r.factor_vae),
+        ] {
+            let pts: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.beta > 0.0)
+                .filter_map(|r| get(r).map(|v| (r.beta, v)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 6, color.filled())))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE)
+            .border_style(BLACK)
+            .label_font((FONT, 16))
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+/// MIG vs distortion, a labelled point per β: the trade-off a researcher picks β from.
+pub fn disentanglement_vs_distortion(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
+    let (x0, x1) = span(rows.iter().map(|r| r.distortion));
+    render(path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "Disentanglement vs distortion (one point per β)",
+                (FONT, 26),
+            )
+            .margin(20)
+            .x_label_area_size(55)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, 0f64..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("distortion D = −log p(x|z), nats")
+            .y_desc("MIG")
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        let mut sorted = rows.to_vec();
+        sorted.sort_by(|a, b| a.beta.total_cmp(&b.beta));
+        let pts: Vec<(f64, f64, f64)> = sorted
+            .iter()
+            .filter_map(|r| r.mig.map(|m| (r.distortion, m, r.beta)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.1)),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(pts.iter().map(|&(x, y, b)| {
+                EmptyElement::at((x, y))
+                    + Circle::new((0, 0), 6, BLUE.filled())
+                    + Text::new(format!("β={b}"), (8, -18), (FONT, 15))
+            }))
+            .map_err(err)?;
+        Ok(())
+    })
+}

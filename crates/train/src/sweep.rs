@@ -151,20 +151,52 @@ pub fn run_point(
     opts: &RunOptions,
 ) -> anyhow::Result<()> {
     let dir = sweep_dir.join(p.dir_name());
-    if dir.join("summary.json").is_file() {
+    if point_done(sweep_dir, p) {
         return Ok(());
     }
-    let outcome = if dir.join("config.toml").is_file() {
-        resume(&dir, opts)?
-    } else {
-        train_in(sweep.run_config(p), &dir, opts)?
-    };
-    if outcome.interrupted {
-        bail!("run {} was interrupted", dir.display());
+    if !dir.join("summary.json").is_file() {
+        let outcome = if dir.join("config.toml").is_file() {
+            resume(&dir, opts)?
+        } else {
+            train_in(sweep.run_config(p), &dir, opts)?
+        };
+        if outcome.interrupted {
+            bail!("run {} was interrupted", dir.display());
+        }
+        // The final weights are in model.bpk; checkpoints of finished runs only cost disk.
+        let _ = std::fs::remove_dir_all(dir.join("checkpoint"));
     }
-    // The final weights are in model.bpk; checkpoints of finished runs only cost disk.
-    let _ = std::fs::remove_dir_all(dir.join("checkpoint"));
+    // What the posterior uses and, on dSprites, how disentangled it is (eval.json).
+    println!(
+        "evaluating β = {} seed {} (KL decomposition{})",
+        p.beta,
+        p.seed,
+        if sweep.base.data.name() == "dsprites" {
+            ", MIG, FactorVAE score"
+        } else {
+            ""
+        }
+    );
+    crate::evaluation::evaluate_run(
+        &dir,
+        &crate::evaluation::EvalRequest {
+            metrics: vec![
+                "elbo".into(),
+                "decomposition".into(),
+                "disentanglement".into(),
+            ],
+            device: opts.device.clone(),
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("cannot evaluate {}", dir.display()))?;
     Ok(())
+}
+
+/// Whether a point is finished: trained (`summary.json`) and evaluated (`eval.json`).
+pub fn point_done(sweep_dir: &Path, p: SweepPoint) -> bool {
+    let dir = sweep_dir.join(p.dir_name());
+    dir.join("summary.json").is_file() && dir.join("eval.json").is_file()
 }
 
 /// One row of `results.csv`.
@@ -186,6 +218,16 @@ pub struct ResultRow {
     pub posterior_collapse: f64,
     /// Validation KL per latent dimension.
     pub kl_per_dim: Vec<f64>,
+    /// Mutual Information Gap (dSprites only).
+    pub mig: Option<f64>,
+    /// FactorVAE score (dSprites only).
+    pub factor_vae: Option<f64>,
+    /// Index-code mutual information I(x; z), nats.
+    pub mutual_information: Option<f64>,
+    /// Total correlation TC(z), nats.
+    pub total_correlation: Option<f64>,
+    /// Seed spread (standard deviation over seeds) of MIG and FactorVAE score, for mean rows.
+    pub spread: Option<(f64, f64)>,
 }
 
 impl ResultRow {
@@ -199,6 +241,11 @@ fn read_row(dir: &Path, p: SweepPoint) -> anyhow::Result<ResultRow> {
     let path = dir.join("summary.json");
     let s: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&path).with_context(|| format!("missing {}", path.display()))?,
+    )?;
+    let eval_path = dir.join("eval.json");
+    let e: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&eval_path)
+            .with_context(|| format!("missing {}", eval_path.display()))?,
     )?;
     let f = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
     Ok(ResultRow {
@@ -217,7 +264,27 @@ fn read_row(dir: &Path, p: SweepPoint) -> anyhow::Result<ResultRow> {
             .as_array()
             .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
             .unwrap_or_default(),
+        mig: e["disentanglement"]["mig"].as_f64(),
+        factor_vae: e["disentanglement"]["factor_vae"].as_f64(),
+        mutual_information: e["decomposition"]["mutual_information"].as_f64(),
+        total_correlation: e["decomposition"]["total_correlation"].as_f64(),
+        spread: None,
     })
+}
+
+fn mean_opt(v: &[Option<f64>]) -> Option<f64> {
+    let v: Vec<f64> = v.iter().map(|x| x.unwrap_or(f64::NAN)).collect();
+    v.iter()
+        .all(|x| x.is_finite())
+        .then(|| v.iter().sum::<f64>() / v.len().max(1) as f64)
+}
+
+fn std_opt(v: &[Option<f64>]) -> f64 {
+    let Some(m) = mean_opt(v) else {
+        return f64::NAN;
+    };
+    let n = v.len() as f64;
+    (v.iter().map(|x| (x.unwrap_or(m) - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt()
 }
 
 /// Mean rows per β (only when there are several seeds).
@@ -242,6 +309,20 @@ pub fn mean_rows(rows: &[ResultRow]) -> Vec<ResultRow> {
                 kl_per_dim: (0..dims)
                     .map(|j| m(&|r| r.kl_per_dim.get(j).copied().unwrap_or(0.0)))
                     .collect(),
+                mig: mean_opt(&g.iter().map(|r| r.mig).collect::<Vec<_>>()),
+                factor_vae: mean_opt(&g.iter().map(|r| r.factor_vae).collect::<Vec<_>>()),
+                mutual_information: mean_opt(
+                    &g.iter().map(|r| r.mutual_information).collect::<Vec<_>>(),
+                ),
+                total_correlation: mean_opt(
+                    &g.iter().map(|r| r.total_correlation).collect::<Vec<_>>(),
+                ),
+                spread: (g.len() > 1).then(|| {
+                    (
+                        std_opt(&g.iter().map(|r| r.mig).collect::<Vec<_>>()),
+                        std_opt(&g.iter().map(|r| r.factor_vae).collect::<Vec<_>>()),
+                    )
+                }),
             }
         })
         .collect()
@@ -251,23 +332,29 @@ pub fn mean_rows(rows: &[ResultRow]) -> Vec<ResultRow> {
 pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
     let dims = rows.first().map_or(0, |r| r.kl_per_dim.len());
     let mut s = String::from(
-        "beta,seed,rate,distortion,elbo,active_units,collapsed_dims,posterior_collapse",
+        "beta,seed,rate,distortion,elbo,active_units,collapsed_dims,posterior_collapse,\
+         mig,factor_vae,mutual_information,total_correlation",
     );
     for j in 0..dims {
         s.push_str(&format!(",kl_dim_{j}"));
     }
     s.push('\n');
+    let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for r in rows.iter().chain(means) {
         let seed = r.seed.map_or("mean".to_string(), |s| s.to_string());
         s.push_str(&format!(
-            "{},{seed},{},{},{},{},{},{}",
+            "{},{seed},{},{},{},{},{},{},{},{},{},{}",
             r.beta,
             r.rate,
             r.distortion,
             r.elbo(),
             r.active_units,
             r.collapsed_dims,
-            r.posterior_collapse
+            r.posterior_collapse,
+            cell(r.mig),
+            cell(r.factor_vae),
+            cell(r.mutual_information),
+            cell(r.total_correlation)
         ));
         for k in &r.kl_per_dim {
             s.push_str(&format!(",{k}"));
@@ -279,12 +366,17 @@ pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
 
 fn results_md(rows: &[ResultRow], means: &[ResultRow]) -> String {
     let mut s = String::from(
-        "| β | seed | rate (KL, nats) | distortion (recon, nats) | ELBO | active units | collapsed dims | collapse alarm |\n|---|---|---|---|---|---|---|---|\n",
+        "| β | seed | rate (KL, nats) | distortion (recon, nats) | ELBO | active units | collapsed dims | collapse alarm | MIG | FactorVAE | I(x; z) | TC |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    let score = |v: Option<f64>, sd: Option<f64>| match (v, sd) {
+        (Some(v), Some(sd)) => format!("{v:.3} ± {sd:.3}"),
+        (Some(v), None) => format!("{v:.3}"),
+        _ => "–".to_string(),
+    };
     for r in rows.iter().chain(means) {
         let seed = r.seed.map_or("mean".to_string(), |s| s.to_string());
         s.push_str(&format!(
-            "| {} | {seed} | {:.3} | {:.3} | {:.3} | {} | {} | {} |\n",
+            "| {} | {seed} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.beta,
             r.rate,
             r.distortion,
@@ -300,7 +392,11 @@ fn results_md(rows: &[ResultRow], means: &[ResultRow]) -> String {
                 .to_string()
             } else {
                 format!("{:.0}% of seeds", 100.0 * r.posterior_collapse)
-            }
+            },
+            score(r.mig, r.spread.map(|s| s.0)),
+            score(r.factor_vae, r.spread.map(|s| s.1)),
+            score(r.mutual_information, None),
+            score(r.total_correlation, None)
         ));
     }
     s
@@ -428,10 +524,83 @@ fn report_md(sweep: &SweepConfig, rows: &[ResultRow], per_beta: &[ResultRow], wa
         )),
         None => s.push_str("- The R–D curve has too few distinct points for a knee.\n"),
     }
+    disentanglement_reading(&mut s, &sorted, sweep.seeds);
     s.push_str("\n## Figures\n\n- `rd_curve.png`: distortion vs rate, one point per β, with the β = 1 ELBO iso-line.\n\
                 - `active_units.png`: active units vs β.\n- `kl_heatmap.png`: per-dimension KL (dimensions sorted by KL) vs β.\n\
-                - `traversal_beta_<β>.png`: each active latent swept over [−3, 3] around one image.\n");
+                - `traversal_beta_<β>.png`: each active latent swept over [−3, 3] around one image.\n\
+                - `disentanglement.png`, `disentanglement_vs_distortion.png` (dSprites): MIG and FactorVAE score vs β and vs distortion.\n");
     s
+}
+
+/// The disentanglement paragraph of `report.md` (rows sorted by β, one per β).
+fn disentanglement_reading(s: &mut String, sorted: &[ResultRow], seeds: usize) {
+    if let (Some(first), Some(last)) = (sorted.first(), sorted.last())
+        && let (Some(_), Some(_)) = (first.mutual_information, first.total_correlation)
+    {
+        let tc: Vec<String> = sorted
+            .iter()
+            .map(|r| format!("{:.2}", r.total_correlation.unwrap_or(f64::NAN)))
+            .collect();
+        s.push_str(&format!(
+            "- What the posterior uses: I(x; z) goes {:.2} → {:.2} nats from β = {} to β = {}; \
+             total correlation by increasing β: {}.\n",
+            first.mutual_information.unwrap_or(f64::NAN),
+            last.mutual_information.unwrap_or(f64::NAN),
+            first.beta,
+            last.beta,
+            tc.join(", ")
+        ));
+    }
+    if sorted.iter().any(|r| r.mig.is_none()) || sorted.is_empty() {
+        return;
+    }
+    let best = sorted
+        .iter()
+        .max_by(|a, b| a.mig.unwrap_or(0.0).total_cmp(&b.mig.unwrap_or(0.0)))
+        .expect("non-empty");
+    let migs: Vec<f64> = sorted.iter().map(|r| r.mig.unwrap_or(f64::NAN)).collect();
+    let rising = migs.windows(2).all(|w| w[1] >= w[0]);
+    let falling = migs.windows(2).all(|w| w[1] <= w[0]);
+    let trend = if rising {
+        "rises monotonically with β"
+    } else if falling {
+        "falls monotonically with β"
+    } else {
+        "is not monotone in β"
+    };
+    let range = migs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        - migs.iter().copied().fold(f64::INFINITY, f64::min);
+    let spread = if seeds > 1 {
+        let sd = sorted
+            .iter()
+            .filter_map(|r| r.spread.map(|s| s.0))
+            .fold(0.0, f64::max);
+        if range > 2.0 * sd {
+            format!(
+                "; its range over β ({range:.3}) is larger than twice the largest seed spread ({sd:.3})"
+            )
+        } else {
+            format!(
+                "; its range over β ({range:.3}) is **within** twice the largest seed spread \
+                 ({sd:.3}): the trend is not resolved by these seeds"
+            )
+        }
+    } else {
+        " (one seed: the seed spread is unknown; Locatello et al. 2019 found it large — run \
+         --seeds 3 or more before reading a trend)"
+            .to_string()
+    };
+    let fv: Vec<String> = sorted
+        .iter()
+        .map(|r| format!("{:.2}", r.factor_vae.unwrap_or(f64::NAN)))
+        .collect();
+    s.push_str(&format!(
+        "- Disentanglement: the best MIG is at β = {} ({:.3}); MIG {trend}{spread}. FactorVAE \
+         score by increasing β: {}.\n",
+        best.beta,
+        best.mig.unwrap_or(f64::NAN),
+        fv.join(", ")
+    ));
 }
 
 /// What a finished sweep wrote.
@@ -460,7 +629,7 @@ pub fn run_sweep(
     let todo: Vec<SweepPoint> = points
         .iter()
         .copied()
-        .filter(|p| !dir.join(p.dir_name()).join("summary.json").is_file())
+        .filter(|p| !point_done(dir, *p))
         .collect();
     let done = points.len() - todo.len();
     if done > 0 {
@@ -494,6 +663,13 @@ pub fn run_sweep(
         &dir.join("active_units.png"),
     )?;
     plots::kl_heatmap(&per_beta, &dir.join("kl_heatmap.png"))?;
+    if per_beta.iter().all(|r| r.mig.is_some()) {
+        plots::disentanglement_vs_beta(&per_beta, &dir.join("disentanglement.png"))?;
+        plots::disentanglement_vs_distortion(
+            &per_beta,
+            &dir.join("disentanglement_vs_distortion.png"),
+        )?;
+    }
     for &beta in &sweep.betas {
         let src = dir
             .join(
