@@ -162,6 +162,7 @@ fn dynamic_binarisation_resamples_training_images_and_fixes_test_images() {
         valid_limit: None,
         split_seed: 0,
         binarize: Binarize::Dynamic,
+        exclude_classes: Vec::new(),
     };
     let (train, valid) = cfg.load().unwrap();
     let binary = |p: &[u8]| p.iter().all(|&v| v == 0 || v == 255);
@@ -233,4 +234,61 @@ fn a_dsprites_run_gets_disentanglement_scores() {
     assert!(r.not_applicable.is_empty(), "{:?}", r.not_applicable);
     let md = std::fs::read_to_string(dir.join("eval.md")).unwrap();
     assert!(md.contains("MIG") && md.contains("FactorVAE"));
+}
+
+#[test]
+fn a_run_trained_without_a_digit_scores_it_as_an_anomaly() {
+    use burn::data::dataset::Dataset;
+    let _g = training_lock();
+    let out = tempfile::tempdir().unwrap();
+    let mut cfg = small_mnist_vae();
+    if let ae::data::DataConfig::Mnist {
+        exclude_classes, ..
+    } = &mut cfg.data
+    {
+        *exclude_classes = vec![9];
+    }
+    let (train_split, valid_split) = cfg.data.load().unwrap();
+    assert!((0..train_split.len()).all(|i| train_split.get(i).unwrap().label != 9));
+    let nines = (0..valid_split.len())
+        .filter(|&i| valid_split.get(i).unwrap().label == 9)
+        .count();
+    assert!(nines > 20, "the validation split keeps the held-out digit");
+    let dir = train(cfg, &options(out.path())).unwrap().dir;
+    let r = evaluate_run(
+        &dir,
+        &EvalRequest {
+            metrics: vec!["elbo".into(), "iwae".into()],
+            ks: vec![10],
+            anomaly: Some(Vec::new()), // the run's exclude_classes
+            ..EvalRequest::default()
+        },
+    )
+    .unwrap();
+    let a = r.anomaly.as_ref().unwrap();
+    assert_eq!((a.classes.clone(), a.positives), (vec![9], nines));
+    assert_eq!(a.positives + a.negatives, 500);
+    let names: Vec<&str> = a.scores.iter().map(|s| s.score.as_str()).collect();
+    assert_eq!(names, ["neg_elbo", "nll_k10", "recon"]);
+    for s in &a.scores {
+        assert!(
+            (0.0..=1.0).contains(&s.auroc) && (0.0..=1.0).contains(&s.auprc),
+            "{s:?}"
+        );
+    }
+    assert!(dir.join("roc.png").is_file());
+    // Without held-out classes in the run, --anomaly needs them named.
+    let plain = train(small_mnist_vae(), &options(out.path())).unwrap().dir;
+    let err = format!(
+        "{:#}",
+        evaluate_run(
+            &plain,
+            &EvalRequest {
+                anomaly: Some(Vec::new()),
+                ..EvalRequest::default()
+            }
+        )
+        .unwrap_err()
+    );
+    assert!(err.contains("--anomaly 9"), "{err}");
 }

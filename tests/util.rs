@@ -53,6 +53,7 @@ pub fn small_mnist_vae() -> ExperimentConfig {
         valid_limit: Some(500),
         split_seed: 0,
         binarize: Default::default(),
+        exclude_classes: Vec::new(),
     };
     cfg
 }

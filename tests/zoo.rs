@@ -347,6 +347,7 @@ fn a_cvae_generates_by_class_and_its_condition_changes_the_output() {
         valid_limit: None,
         split_seed: 0,
         binarize: Default::default(),
+        exclude_classes: Vec::new(),
     };
     let dir = train(cfg.clone(), &options(out.path())).unwrap().dir;
     // One row of 8 samples per digit: 10 rows of 28·2 px cells plus gutters.
@@ -404,6 +405,7 @@ fn a_vq_vae_reports_codebook_usage_and_refuses_to_sample_noise() {
         valid_limit: Some(300),
         split_seed: 0,
         binarize: Default::default(),
+        exclude_classes: Vec::new(),
     };
     let dir = train(cfg.clone(), &options(out.path())).unwrap().dir;
     let s = summary(&dir);
@@ -504,6 +506,7 @@ fn plain_skips_collapse_the_posterior_and_film_gated_skips_do_not() {
             valid_limit: None,
             split_seed: 0,
             binarize: Default::default(),
+            exclude_classes: Vec::new(),
         };
         summary(&train(cfg, &options(out.path())).unwrap().dir)
     };

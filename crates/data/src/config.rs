@@ -60,6 +60,10 @@ pub enum DataConfig {
         /// Binary pixels for Bernoulli likelihoods: `"dynamic"` or `"threshold"`.
         #[serde(default, skip_serializing_if = "Binarize::is_none")]
         binarize: Binarize,
+        /// Digits left out of the training split (the validation split keeps them): the
+        /// anomalies of `evaluate --anomaly`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        exclude_classes: Vec<u8>,
     },
     /// Procedural dSprites (64×64): a seeded permutation of all 737,280 images; the first
     /// `valid_size` validate, the rest (or `train_limit` of them) train.
@@ -129,6 +133,17 @@ impl DataConfig {
             valid_limit: None,
             split_seed: 0,
             binarize: Binarize::None,
+            exclude_classes: Vec::new(),
+        }
+    }
+
+    /// Classes left out of training (MNIST `exclude_classes`).
+    pub fn excluded_classes(&self) -> Vec<u32> {
+        match self {
+            Self::Mnist {
+                exclude_classes, ..
+            } => exclude_classes.iter().map(|&c| c as u32).collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -212,6 +227,14 @@ impl DataConfig {
                 valid_limit: Some(0),
                 ..
             } => Err("data.valid_limit must be at least 1".into()),
+            Self::Mnist {
+                ref exclude_classes,
+                ..
+            } if exclude_classes.iter().any(|&c| c > 9) || exclude_classes.len() >= 10 => {
+                Err(format!(
+                    "data.exclude_classes must list digits 0–9 and leave at least one, got {exclude_classes:?}"
+                ))
+            }
             Self::Dsprites { valid_size, .. } if valid_size == 0 || valid_size >= dsprites::LEN => {
                 Err(format!("data.valid_size must be in 1..{}", dsprites::LEN))
             }
@@ -247,11 +270,21 @@ impl DataConfig {
                 valid_limit,
                 split_seed,
                 binarize,
+                exclude_classes,
             } => {
                 let dir = mnist::resolve_dir(data_dir.as_deref())?;
                 let train = Arc::new(mnist::load_split(&dir, "train")?);
                 let test = Arc::new(mnist::load_split(&dir, "t10k")?);
-                let train_idx = subset(train.len(), *train_limit, *split_seed);
+                let mut train_idx = subset(train.len(), *train_limit, *split_seed);
+                if !exclude_classes.is_empty() {
+                    train_idx = Arc::new(
+                        train_idx
+                            .iter()
+                            .copied()
+                            .filter(|&i| !exclude_classes.contains(&train.labels[i as usize]))
+                            .collect(),
+                    );
+                }
                 let test_idx = subset(test.len(), *valid_limit, split_seed.wrapping_add(1));
                 let (train, test) = (
                     ImageDataset::Mnist {

@@ -5,10 +5,12 @@
 //! - [`decompose`]: mutual information, total correlation and dimension-wise KL of the
 //!   aggregate posterior (Hoffman & Johnson 2016; Chen et al. 2018).
 //! - [`disentangle`]: MIG and the FactorVAE score on data with known factors (dSprites).
+//! - [`anomaly`]: AUROC / AUPRC of per-image scores against held-out classes.
 //! - [`evaluate`]: all of it over a data set, with what does not apply to a family said, not
 //!   printed as zeros ([`EvalReport::not_applicable`]).
 #![warn(missing_docs)]
 
+pub mod anomaly;
 pub mod decompose;
 pub mod disentangle;
 pub mod iwae;
@@ -42,6 +44,8 @@ pub struct EvalOptions {
     pub active_unit_threshold: f64,
     /// Disentanglement scores (on data with known factors: dSprites), with these settings.
     pub disentanglement: Option<disentangle::DisentanglementConfig>,
+    /// Anomaly detection: these labels are the positives (classes held out of training).
+    pub anomaly_classes: Vec<u32>,
 }
 
 impl Default for EvalOptions {
@@ -55,6 +59,7 @@ impl Default for EvalOptions {
             seed: 0,
             active_unit_threshold: 0.01,
             disentanglement: None,
+            anomaly_classes: Vec::new(),
         }
     }
 }
@@ -98,6 +103,9 @@ pub struct EvalReport {
     /// MIG and FactorVAE score (data with known factors).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disentanglement: Option<disentangle::Disentanglement>,
+    /// AUROC / AUPRC of held-out classes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<anomaly::AnomalyReport>,
     /// Metrics that do not apply to this model, and why.
     pub not_applicable: Vec<String>,
 }
@@ -158,6 +166,9 @@ pub fn evaluate(
     let (mut mu_mean, mut mu_m2) = (vec![0.0; latent], vec![0.0; latent]);
     let (mut means, mut log_vars, mut samples) = (Vec::new(), Vec::new(), Vec::new());
     let mut seen = 0usize;
+    // Per-image scores and labels, for anomaly detection.
+    let (mut img_recon, mut img_kl, mut img_nll, mut img_label) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut start = 0;
     while start < n {
         let end = (start + opts.batch_size).min(n);
@@ -170,8 +181,21 @@ pub fn evaluate(
             let v: Vec<f32> = t.into_data().convert::<f32>().try_to_vec().expect("f32");
             v.into_iter().map(f64::from).collect()
         };
-        recon += host(out.recon_loss.clone()).iter().sum::<f64>();
-        kl += host(out.kl.clone()).iter().sum::<f64>();
+        let (r, k) = (host(out.recon_loss.clone()), host(out.kl.clone()));
+        recon += r.iter().sum::<f64>();
+        kl += k.iter().sum::<f64>();
+        if !opts.anomaly_classes.is_empty() {
+            img_recon.extend(r);
+            img_kl.extend(k);
+            let labels: Vec<i64> = batch
+                .labels
+                .clone()
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec()
+                .expect("i64");
+            img_label.extend(labels);
+        }
         if variational {
             let b = end - start;
             let per_dim = host(out.kl_per_dim.clone().reshape([b * latent]));
@@ -206,6 +230,9 @@ pub fn evaluate(
             let w = iwae::log_weights(model, &batch, acc.k_max(), opts.chunk_rows)
                 .expect("variational model");
             acc.add(&w);
+            if !opts.anomaly_classes.is_empty() {
+                img_nll.extend(w.iter().map(|w| -iwae::log_mean_exp(w)));
+            }
         }
         progress(
             if iwae.is_some() {
@@ -269,6 +296,37 @@ pub fn evaluate(
         }
         (None, _) => None,
     };
+    let anomaly = (!opts.anomaly_classes.is_empty()).then(|| {
+        let positive: Vec<bool> = img_label
+            .iter()
+            .map(|&l| opts.anomaly_classes.contains(&(l as u32)))
+            .collect();
+        let mut candidates: Vec<(String, Vec<f64>)> = vec![("recon".into(), img_recon.clone())];
+        if variational {
+            let neg_elbo = img_recon.iter().zip(&img_kl).map(|(r, k)| r + k).collect();
+            candidates.insert(0, ("neg_elbo".into(), neg_elbo));
+        }
+        if img_nll.len() == img_recon.len() && !img_nll.is_empty() {
+            let k = iwae.as_ref().map_or(1, IwaeAccumulator::k_max);
+            candidates.insert(1, (format!("nll_k{k}"), img_nll.clone()));
+        }
+        anomaly::AnomalyReport {
+            classes: opts.anomaly_classes.clone(),
+            positives: positive.iter().filter(|&&p| p).count(),
+            negatives: positive.iter().filter(|&&p| !p).count(),
+            scores: candidates
+                .into_iter()
+                .filter_map(|(name, s)| {
+                    Some(anomaly::AnomalyScore {
+                        auroc: anomaly::auroc(&s, &positive)?,
+                        auprc: anomaly::auprc(&s, &positive)?,
+                        roc: anomaly::roc_curve(&s, &positive),
+                        score: name,
+                    })
+                })
+                .collect(),
+        }
+    });
     let active = variational.then(|| {
         mu_m2
             .iter()
@@ -290,6 +348,7 @@ pub fn evaluate(
         iwae: iwae.map(|a| a.estimates()),
         decomposition,
         disentanglement,
+        anomaly,
         not_applicable,
     }
 }
@@ -363,6 +422,19 @@ impl EvalReport {
                 d.config.fvae_prune_std,
                 d.active_dims
             ));
+        }
+        if let Some(a) = &self.anomaly {
+            s.push_str(&format!(
+                "\n## Anomaly detection (held-out classes {:?}: {} images against {})\n\n\
+                 | score | AUROC | AUPRC |\n|---|---|---|\n",
+                a.classes, a.positives, a.negatives
+            ));
+            for sc in &a.scores {
+                s.push_str(&format!(
+                    "| {} | {:.4} | {:.4} |\n",
+                    sc.score, sc.auroc, sc.auprc
+                ));
+            }
         }
         if let Some(k) = &self.kl_per_dim {
             s.push_str("\n## KL per latent dimension\n\n");

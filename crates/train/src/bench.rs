@@ -74,6 +74,7 @@ pub fn case_config(
         valid_limit: Some(100),
         split_seed: 0,
         binarize: Default::default(),
+        exclude_classes: Vec::new(),
     };
     Ok(match case {
         "mlp_vae" => ExperimentConfig {

@@ -31,6 +31,9 @@ pub struct EvalRequest {
     pub batch_size: usize,
     /// Print progress lines.
     pub progress: bool,
+    /// Anomaly detection: `Some(classes)` scores these held-out labels against the rest;
+    /// `Some(empty)` takes the run's `exclude_classes`.
+    pub anomaly: Option<Vec<u32>>,
 }
 
 impl Default for EvalRequest {
@@ -50,6 +53,7 @@ impl Default for EvalRequest {
             seed: None,
             batch_size: 100,
             progress: false,
+            anomaly: None,
         }
     }
 }
@@ -121,7 +125,22 @@ pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport>
         .init(cfg.data.shape(), &device)
         .load_record(record);
     let wants = |m: &str| req.metrics.iter().any(|x| x == m);
+    let anomaly_classes = match &req.anomaly {
+        None => Vec::new(),
+        Some(c) if !c.is_empty() => c.clone(),
+        Some(_) => {
+            let c = cfg.data.excluded_classes();
+            if c.is_empty() {
+                bail!(
+                    "--anomaly without classes uses the run's data.exclude_classes, and this run \
+                     excluded none; name the anomalous labels, e.g. --anomaly 9"
+                );
+            }
+            c
+        }
+    };
     let opts = EvalOptions {
+        anomaly_classes,
         ks: if wants("iwae") {
             k_list(&req.ks)?
         } else {
@@ -173,6 +192,9 @@ pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport>
     );
     let seconds = started.elapsed().as_secs_f64();
     let title = format!("{} ({} split)", dir.display(), req.split);
+    if let Some(a) = &report.anomaly {
+        crate::plots::roc_curves(a, &dir.join("roc.png"))?;
+    }
     let mut json = serde_json::to_value(&report)?;
     json["split"] = req.split.clone().into();
     json["dataset"] = cfg.data.name().into();

@@ -345,3 +345,50 @@ pub fn disentanglement_vs_distortion(rows: &[ResultRow], path: &Path) -> anyhow:
         Ok(())
     })
 }
+
+/// ROC curves of the anomaly scores (one line per score), with the chance diagonal.
+pub fn roc_curves(report: &ae_eval::anomaly::AnomalyReport, path: &Path) -> anyhow::Result<()> {
+    render(path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("Anomaly detection: classes {:?} held out", report.classes),
+                (FONT, 26),
+            )
+            .margin(20)
+            .x_label_area_size(55)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..1.0, 0f64..1.0)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("false-positive rate")
+            .y_desc("true-positive rate")
+            .axis_desc_style((FONT, 18))
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, 0.0), (1.0, 1.0)],
+                BLACK.mix(0.4),
+            ))
+            .map_err(err)?;
+        for (i, sc) in report.scores.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(sc.roc.clone(), color.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("{} (AUROC {:.3})", sc.score, sc.auroc))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE)
+            .border_style(BLACK)
+            .label_font((FONT, 16))
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    })
+}

@@ -49,6 +49,11 @@ struct Args {
     /// Images per forward pass.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
+    /// Anomaly detection: AUROC/AUPRC of these labels (comma-separated) against the rest,
+    /// scored by −ELBO, NLL_k and reconstruction error, with roc.png; alone, the run's
+    /// data.exclude_classes.
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    anomaly: Option<Vec<u32>>,
 }
 
 fn main() {
@@ -64,6 +69,7 @@ fn main() {
         seed: args.seed,
         batch_size: args.batch_size,
         progress: true,
+        anomaly: args.anomaly,
     };
     let started = Instant::now();
     match evaluate_run(&args.run_dir, &req) {
