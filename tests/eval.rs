@@ -67,6 +67,10 @@ fn a_trained_vae_is_evaluated_with_iwae_bounds_and_a_kl_decomposition() {
     assert_eq!(json["split"], "valid");
     let md = std::fs::read_to_string(dir.join("eval.md")).unwrap();
     assert!(md.contains("Importance-weighted bound") && md.contains("total correlation"));
+    // interpolation.png: 4 pairs × (linear, spherical) rows of 10 steps of 28·2 px cells.
+    let png = bytes(&dir.join("interpolation.png"));
+    let dim = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
+    assert_eq!((dim(16), dim(20)), (10 * 58 + 2, 8 * 58 + 2));
     let after: Vec<Vec<u8>> = training_files.iter().map(|f| bytes(&dir.join(f))).collect();
     assert!(before == after, "training files changed");
     // Rerunning with the same seed reproduces the report.
@@ -291,4 +295,30 @@ fn a_run_trained_without_a_digit_scores_it_as_an_anomaly() {
         .unwrap_err()
     );
     assert!(err.contains("--anomaly 9"), "{err}");
+}
+
+#[test]
+fn spherical_interpolation_keeps_the_norm_and_ends_at_both_codes() {
+    use ae::train::evaluation::slerp;
+    let (a, b) = ([3.0f32, 0.0, 4.0], [0.0f32, 5.0, 0.0]);
+    assert_eq!(slerp(&a, &b, 0.0), a.to_vec());
+    let end = slerp(&a, &b, 1.0);
+    assert!(
+        end.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-5),
+        "{end:?}"
+    );
+    let mid = slerp(&a, &b, 0.5);
+    let norm = mid.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!(
+        (norm - 5.0).abs() < 1e-4,
+        "{mid:?}: slerp of equal norms keeps the norm"
+    );
+    // The linear midpoint is shorter: the reason to interpolate spherically in a Gaussian prior.
+    let lin: f32 = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| ((x + y) / 2.0).powi(2))
+        .sum::<f32>()
+        .sqrt();
+    assert!(lin < 4.0);
 }

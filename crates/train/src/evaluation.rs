@@ -195,6 +195,7 @@ pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport>
     if let Some(a) = &report.anomaly {
         crate::plots::roc_curves(a, &dir.join("roc.png"))?;
     }
+    save_interpolations(&model, &data, &cfg, &device, &dir.join("interpolation.png"))?;
     let mut json = serde_json::to_value(&report)?;
     json["split"] = req.split.clone().into();
     json["dataset"] = cfg.data.name().into();
@@ -208,4 +209,84 @@ pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport>
     );
     write_atomic(&dir.join("eval.md"), md.as_bytes())?;
     Ok(report)
+}
+
+/// Spherical interpolation between `a` and `b` at `t` (linear when they are parallel).
+pub fn slerp(a: &[f32], b: &[f32], t: f32) -> Vec<f32> {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let (na, nb) = (norm(a), norm(b));
+    let cos = if na > 0.0 && nb > 0.0 {
+        (a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() / (na * nb)).clamp(-1.0, 1.0)
+    } else {
+        1.0
+    };
+    let theta = cos.acos();
+    if theta.abs() < 1e-4 {
+        return a.iter().zip(b).map(|(x, y)| x + t * (y - x)).collect();
+    }
+    let (wa, wb) = (
+        ((1.0 - t) * theta).sin() / theta.sin(),
+        (t * theta).sin() / theta.sin(),
+    );
+    a.iter().zip(b).map(|(x, y)| wa * x + wb * y).collect()
+}
+
+/// `interpolation.png`: for 4 pairs of validation images, the decodes along the linear path
+/// between their encodings (odd rows) and along the spherical one (even rows), 10 steps from
+/// the first image's code to the second's.
+fn save_interpolations(
+    model: &ae_models::Model,
+    data: &ImageDataset,
+    cfg: &ExperimentConfig,
+    device: &burn::prelude::Device,
+    path: &Path,
+) -> anyhow::Result<()> {
+    use ae_core::Autoencoder;
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::prelude::*;
+    let pairs = 4.min(data.len() / 2);
+    if pairs == 0 {
+        return Ok(());
+    }
+    let items = (0..2 * pairs)
+        .map(|i| data.get(i).expect("in range"))
+        .collect();
+    let batch = cfg.data.batcher().batch(items, device);
+    let codes: Vec<f32> = model
+        .encode(batch.images, batch.labels.clone())
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let labels: Vec<i64> = batch
+        .labels
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let d = model.latent_dim();
+    let steps = 10;
+    let (mut z, mut y) = (Vec::new(), Vec::new());
+    for p in 0..pairs {
+        let (a, b) = (
+            &codes[2 * p * d..(2 * p + 1) * d],
+            &codes[(2 * p + 1) * d..(2 * p + 2) * d],
+        );
+        for spherical in [false, true] {
+            for s in 0..steps {
+                let t = s as f32 / (steps - 1) as f32;
+                z.extend(if spherical {
+                    slerp(a, b, t)
+                } else {
+                    a.iter().zip(b).map(|(x, w)| x + t * (w - x)).collect()
+                });
+                // A conditional model keeps the first image's class along the path.
+                y.push(labels[2 * p]);
+            }
+        }
+    }
+    let n = y.len();
+    let z = Tensor::<2>::from_data(burn::tensor::TensorData::new(z, [n, d]), device);
+    let y = Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(y, [n]), device);
+    crate::save_grid(model.decode(z, y), steps, 2, path)
 }
