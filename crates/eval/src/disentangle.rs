@@ -5,6 +5,11 @@
 //! - [`mig`]: Mutual Information Gap (Chen et al. 2018): 10,000 points, each code dimension
 //!   discretised into 20 equal-width bins, MI per (code, factor) in nats, mean over factors of
 //!   (top-1 − top-2 MI) / H(factor).
+//! - [`sap`]: SAP (Kumar et al. 2018): per (code, factor) a linear SVM (squared hinge, C = 0.01,
+//!   balanced classes, one-vs-rest, as scikit-learn's `LinearSVC`) on the one code dimension,
+//!   trained on 10,000 points and scored on 5,000; mean over factors of the accuracy gap
+//!   between the two best codes. Solved to optimality by Newton steps (liblinear stops at a
+//!   tolerance of 1e-4, so its accuracies can differ on points at the decision boundary).
 //! - [`factor_vae_score`]: FactorVAE score (Kim & Mnih 2018): 10,000 points for the global
 //!   variances, dimensions with std < 0.05 pruned, majority-vote classifier on 10,000 training
 //!   and 5,000 evaluation votes, each a batch of 64 with one factor fixed.
@@ -67,6 +72,12 @@ pub struct DisentanglementConfig {
     pub fvae_batch: usize,
     /// FactorVAE: dimensions with a global std below this are pruned.
     pub fvae_prune_std: f64,
+    /// SAP: training points of the classifiers.
+    pub sap_train_points: usize,
+    /// SAP: test points.
+    pub sap_test_points: usize,
+    /// SAP: C of the linear SVMs.
+    pub sap_c: f64,
     /// Seed of the factor draws.
     pub seed: u64,
 }
@@ -81,6 +92,9 @@ impl Default for DisentanglementConfig {
             fvae_eval_votes: 5_000,
             fvae_batch: 64,
             fvae_prune_std: 0.05,
+            sap_train_points: 10_000,
+            sap_test_points: 5_000,
+            sap_c: 0.01,
             seed: 0,
         }
     }
@@ -99,6 +113,8 @@ pub struct Disentanglement {
     pub factor_vae_train: f64,
     /// Code dimensions kept by the FactorVAE pruning.
     pub active_dims: usize,
+    /// SAP score, in [0, 1].
+    pub sap: f64,
     /// The settings.
     pub config: DisentanglementConfig,
 }
@@ -293,7 +309,139 @@ pub fn factor_vae_score(
     (accuracy(&eval), accuracy(&train), active.len())
 }
 
-/// Both scores.
+/// A one-feature linear SVM with squared hinge loss, L2 penalty on weight and intercept
+/// (liblinear's, as scikit-learn's `LinearSVC` with `intercept_scaling = 1`), for labels
+/// `positive`, positives weighted `cp`, negatives `cn`: minimises
+/// ½(w² + b²) + Σ_i C_i max(0, 1 − y_i (w x_i + b))² by Newton steps with backtracking.
+fn svc_binary(x: &[f64], positive: &[bool], cp: f64, cn: f64) -> (f64, f64) {
+    let objective = |w: f64, b: f64| {
+        0.5 * (w * w + b * b)
+            + x.iter()
+                .zip(positive)
+                .map(|(&xi, &p)| {
+                    let (y, c) = if p { (1.0, cp) } else { (-1.0, cn) };
+                    let m = 1.0 - y * (w * xi + b);
+                    if m > 0.0 { c * m * m } else { 0.0 }
+                })
+                .sum::<f64>()
+    };
+    let (mut w, mut b) = (0.0, 0.0);
+    for _ in 0..200 {
+        let (mut gw, mut gb, mut hww, mut hwb, mut hbb) = (w, b, 1.0, 0.0, 1.0);
+        for (&xi, &p) in x.iter().zip(positive) {
+            let (y, c) = if p { (1.0, cp) } else { (-1.0, cn) };
+            let m = 1.0 - y * (w * xi + b);
+            if m > 0.0 {
+                gw -= 2.0 * c * m * y * xi;
+                gb -= 2.0 * c * m * y;
+                hww += 2.0 * c * xi * xi;
+                hwb += 2.0 * c * xi;
+                hbb += 2.0 * c;
+            }
+        }
+        let det = hww * hbb - hwb * hwb;
+        let (dw, db) = ((-gw * hbb + gb * hwb) / det, (gw * hwb - gb * hww) / det);
+        let f0 = objective(w, b);
+        let slope = gw * dw + gb * db;
+        let mut t = 1.0;
+        while objective(w + t * dw, b + t * db) > f0 + 1e-4 * t * slope && t > 1e-12 {
+            t *= 0.5;
+        }
+        w += t * dw;
+        b += t * db;
+        if (t * dw).abs() + (t * db).abs() < 1e-13 {
+            break;
+        }
+    }
+    (w, b)
+}
+
+/// Test accuracy of a one-vs-rest linear SVM (C, balanced class weights) trained on one code
+/// dimension `x` to predict labels `y` (disentanglement_lib's SAP classifier).
+fn svc_accuracy(x: &[f64], y: &[usize], x_test: &[f64], y_test: &[usize], c: f64) -> f64 {
+    let k = y.iter().chain(y_test).max().map_or(0, |m| m + 1);
+    let n = y.len() as f64;
+    let mut count = vec![0usize; k];
+    y.iter().for_each(|&l| count[l] += 1);
+    let present: Vec<usize> = (0..k).filter(|&l| count[l] > 0).collect();
+    // Balanced weights n / (classes · count), applied to each class's positives only (as
+    // liblinear does in one-vs-rest).
+    let models: Vec<(usize, f64, f64)> = present
+        .iter()
+        .map(|&l| {
+            let pos: Vec<bool> = y.iter().map(|&v| v == l).collect();
+            let weight = n / (present.len() as f64 * count[l] as f64);
+            let (w, b) = if present.len() == 2 && l == present[0] {
+                // Two classes: one model, the second class positive; the first is its negation.
+                let neg: Vec<bool> = pos.iter().map(|p| !p).collect();
+                let other = n / (2.0 * count[present[1]] as f64);
+                let (w, b) = svc_binary(x, &neg, c * other, c * weight);
+                (-w, -b)
+            } else {
+                svc_binary(x, &pos, c * weight, c)
+            };
+            (l, w, b)
+        })
+        .collect();
+    let right = x_test
+        .iter()
+        .zip(y_test)
+        .filter(|&(&xi, &yi)| {
+            let best = models
+                .iter()
+                .fold((usize::MAX, f64::NEG_INFINITY), |acc, &(l, w, b)| {
+                    let s = w * xi + b;
+                    if s > acc.1 { (l, s) } else { acc }
+                });
+            best.0 == yi
+        })
+        .count();
+    right as f64 / y_test.len().max(1) as f64
+}
+
+/// SAP (Kumar et al. 2018) of codes for discrete factors: per (code, factor) the test accuracy
+/// of a linear SVM on that one code dimension, then the mean over factors of the gap between
+/// the two best codes. Returns the score and the score matrix `[code][factor]`.
+pub fn sap_of(
+    codes: &[Vec<f64>],
+    factors: &[Vec<usize>],
+    codes_test: &[Vec<f64>],
+    factors_test: &[Vec<usize>],
+    c: f64,
+) -> (f64, Vec<Vec<f64>>) {
+    let d = codes.first().map_or(0, Vec::len);
+    let k = factors.first().map_or(0, Vec::len);
+    let column = |rows: &[Vec<f64>], j: usize| rows.iter().map(|r| r[j]).collect::<Vec<f64>>();
+    let label = |rows: &[Vec<usize>], i: usize| rows.iter().map(|r| r[i]).collect::<Vec<usize>>();
+    let matrix: Vec<Vec<f64>> = (0..d)
+        .map(|j| {
+            let (x, xt) = (column(codes, j), column(codes_test, j));
+            (0..k)
+                .map(|i| svc_accuracy(&x, &label(factors, i), &xt, &label(factors_test, i), c))
+                .collect()
+        })
+        .collect();
+    let gaps: Vec<f64> = (0..k)
+        .map(|i| {
+            let mut col: Vec<f64> = matrix.iter().map(|r| r[i]).collect();
+            col.sort_by(|a, b| b.total_cmp(a));
+            col[0] - col.get(1).copied().unwrap_or(0.0)
+        })
+        .collect();
+    let score = gaps.iter().sum::<f64>() / gaps.len().max(1) as f64;
+    (score, matrix)
+}
+
+/// SAP with disentanglement_lib's sampling: `cfg.sap_train_points` and `cfg.sap_test_points`
+/// random factor draws, C = `cfg.sap_c`.
+pub fn sap(represent: &mut Represent<'_>, space: &FactorSpace, cfg: &DisentanglementConfig) -> f64 {
+    let mut draws = Draws(mix(&[cfg.seed, 0x0073_6170]));
+    let (codes, factors) = encode_draws(represent, &mut draws, space, cfg.sap_train_points);
+    let (codes_t, factors_t) = encode_draws(represent, &mut draws, space, cfg.sap_test_points);
+    sap_of(&codes, &factors, &codes_t, &factors_t, cfg.sap_c).0
+}
+
+/// All three scores.
 pub fn disentanglement(
     represent: &mut Represent<'_>,
     space: &FactorSpace,
@@ -301,12 +449,14 @@ pub fn disentanglement(
 ) -> Disentanglement {
     let (mig, mig_top_mi) = mig(represent, space, cfg);
     let (factor_vae, factor_vae_train, active_dims) = factor_vae_score(represent, space, cfg);
+    let sap = sap(represent, space, cfg);
     Disentanglement {
         mig,
         mig_top_mi,
         factor_vae,
         factor_vae_train,
         active_dims,
+        sap,
         config: cfg.clone(),
     }
 }
@@ -419,6 +569,77 @@ mod tests {
         let (score, _) = mig_of(&codes, &factors, 20);
         // python3 crates/eval/reference/mig_reference.py → MIG = 0.424168002513
         assert!((score - 0.424_168_002_513).abs() < 1e-9, "{score}");
+    }
+
+    /// The fixed arrays of crates/eval/reference/sap_reference.py.
+    #[test]
+    fn sap_matches_disentanglement_lib_with_scikit_learn_on_fixed_arrays() {
+        let arrays = |n: usize, offset: usize| {
+            let factors: Vec<Vec<usize>> = (offset..offset + n)
+                .map(|i| vec![i % 3, (i * 7) % 6, (i * 13) % 10])
+                .collect();
+            let codes: Vec<Vec<f64>> = factors
+                .iter()
+                .zip(offset..)
+                .map(|(f, i)| {
+                    let i = i as f64;
+                    vec![
+                        f[0] as f64 + 0.3 * i.sin(),
+                        f[1] as f64 * 0.5 + (i * 0.37).cos(),
+                        (i * 0.11).sin() * 3.0,
+                        f[2] as f64 * 0.2 + f[1] as f64 * 0.05 + 0.2 * (i * 1.3).cos(),
+                    ]
+                })
+                .collect();
+            (codes, factors)
+        };
+        let (c, f) = arrays(400, 0);
+        let (ct, ft) = arrays(200, 1000);
+        let (score, matrix) = sap_of(&c, &f, &ct, &ft, 0.01);
+        // python3 crates/eval/reference/sap_reference.py → SAP = 0.150000000000, score matrix
+        // [[0.75 0.37 0.085] [0.47 0.315 0.12] [0.33 0.165 0.1] [0.35 0.21 0.235]].
+        let reference = [
+            [0.75, 0.37, 0.085],
+            [0.47, 0.315, 0.12],
+            [0.33, 0.165, 0.1],
+            [0.35, 0.21, 0.235],
+        ];
+        for (row, want) in matrix.iter().zip(reference) {
+            for (got, want) in row.iter().zip(want) {
+                assert!((got - want).abs() <= 0.005 + 1e-12, "{matrix:?}");
+            }
+        }
+        assert!((score - 0.15).abs() < 0.005, "{score}");
+    }
+
+    #[test]
+    fn sap_of_the_factors_themselves_is_clearly_above_that_of_noise() {
+        let cfg = DisentanglementConfig {
+            sap_train_points: 3_000,
+            sap_test_points: 1_000,
+            ..Default::default()
+        };
+        let good = sap(&mut ideal, &space(), &cfg);
+        let mut counter = 0u64;
+        let mut random = |batch: &[Vec<usize>]| -> Vec<Vec<f64>> {
+            batch
+                .iter()
+                .map(|_| {
+                    (0..5)
+                        .map(|_| {
+                            counter += 1;
+                            jitter(counter)
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let noise = sap(&mut random, &space(), &cfg);
+        // SAP stays well below 1 even for the ideal code: a strongly regularised (C = 0.01)
+        // linear classifier on one dimension cannot separate 40 orientations or 32 positions,
+        // so only the gap on shape and scale is large (the scale of the SAP values in
+        // Locatello et al. 2019).
+        assert!(good > 0.15 && noise < 0.02, "ideal {good}, noise {noise}");
     }
 
     #[test]

@@ -410,7 +410,8 @@ impl EvalReport {
             s.push_str(&format!(
                 "\n## Disentanglement (representation: encoder mean)\n\n| score | value |\n|---|---|\n\
                  | MIG ({} points, {} bins) | {:.3} |\n| FactorVAE score ({} / {} votes of {}) | {:.3} \
-                 (train {:.3}) |\n| dimensions kept by the FactorVAE pruning (std ≥ {}) | {} |\n",
+                 (train {:.3}) |\n| dimensions kept by the FactorVAE pruning (std ≥ {}) | {} |\n\
+                 | SAP (linear SVM, C = {}, {} / {} points) | {:.3} |\n",
                 d.config.mig_points,
                 d.config.mig_bins,
                 d.mig,
@@ -420,7 +421,11 @@ impl EvalReport {
                 d.factor_vae,
                 d.factor_vae_train,
                 d.config.fvae_prune_std,
-                d.active_dims
+                d.active_dims,
+                d.config.sap_c,
+                d.config.sap_train_points,
+                d.config.sap_test_points,
+                d.sap
             ));
         }
         if let Some(a) = &self.anomaly {
