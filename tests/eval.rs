@@ -237,7 +237,9 @@ fn a_dsprites_run_gets_disentanglement_scores() {
     assert_eq!(d.mig_top_mi.len(), 5);
     assert!(r.not_applicable.is_empty(), "{:?}", r.not_applicable);
     let md = std::fs::read_to_string(dir.join("eval.md")).unwrap();
-    assert!(md.contains("MIG") && md.contains("FactorVAE") && md.contains("SAP"));
+    assert!(
+        md.contains("MIG") && md.contains("FactorVAE") && md.contains("SAP") && md.contains("DCI")
+    );
 }
 
 #[test]

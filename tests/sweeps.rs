@@ -59,7 +59,7 @@ fn a_sweep_traces_the_rate_distortion_trade_off_and_beta_1_is_a_plain_run() {
     assert!(r[2].active_units <= r[0].active_units);
     assert!(read(&dir.join("results.csv")).starts_with(
         "beta,seed,rate,distortion,elbo,active_units,collapsed_dims,posterior_collapse,\
-         mig,factor_vae,sap,mutual_information,total_correlation,kl_dim_0"
+         mig,factor_vae,sap,dci,mutual_information,total_correlation,kl_dim_0"
     ));
     // Every run was evaluated: MI and TC from its eval.json; MNIST has no factors, so the
     // disentanglement columns stay empty rather than zero.
@@ -72,7 +72,9 @@ fn a_sweep_traces_the_rate_distortion_trade_off_and_beta_1_is_a_plain_run() {
             mi > 0.0 && mi <= 500f64.ln() + 1e-9 && tc.is_finite(),
             "{row:?}"
         );
-        assert!(row.mig.is_none() && row.factor_vae.is_none() && row.sap.is_none());
+        assert!(
+            row.mig.is_none() && row.factor_vae.is_none() && row.sap.is_none() && row.dci.is_none()
+        );
     }
     // I(x; z) falls as β rises (the rate it is part of falls).
     assert!(r[0].mutual_information > r[2].mutual_information, "{r:?}");

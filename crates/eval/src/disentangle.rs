@@ -10,6 +10,7 @@
 //!   trained on 10,000 points and scored on 5,000; mean over factors of the accuracy gap
 //!   between the two best codes. Solved to optimality by Newton steps (liblinear stops at a
 //!   tolerance of 1e-4, so its accuracies can differ on points at the decision boundary).
+//! - DCI ([`crate::dci`]) on the same train/test draws as SAP.
 //! - [`factor_vae_score`]: FactorVAE score (Kim & Mnih 2018): 10,000 points for the global
 //!   variances, dimensions with std < 0.05 pruned, majority-vote classifier on 10,000 training
 //!   and 5,000 evaluation votes, each a batch of 64 with one factor fixed.
@@ -78,6 +79,8 @@ pub struct DisentanglementConfig {
     pub sap_test_points: usize,
     /// SAP: C of the linear SVMs.
     pub sap_c: f64,
+    /// DCI: trees of the random forest per factor (on SAP's train/test draws).
+    pub dci_trees: usize,
     /// Seed of the factor draws.
     pub seed: u64,
 }
@@ -95,6 +98,7 @@ impl Default for DisentanglementConfig {
             sap_train_points: 10_000,
             sap_test_points: 5_000,
             sap_c: 0.01,
+            dci_trees: 20,
             seed: 0,
         }
     }
@@ -115,6 +119,8 @@ pub struct Disentanglement {
     pub active_dims: usize,
     /// SAP score, in [0, 1].
     pub sap: f64,
+    /// DCI disentanglement, completeness, informativeness.
+    pub dci: crate::dci::Dci,
     /// The settings.
     pub config: DisentanglementConfig,
 }
@@ -432,13 +438,31 @@ pub fn sap_of(
     (score, matrix)
 }
 
-/// SAP with disentanglement_lib's sampling: `cfg.sap_train_points` and `cfg.sap_test_points`
-/// random factor draws, C = `cfg.sap_c`.
-pub fn sap(represent: &mut Represent<'_>, space: &FactorSpace, cfg: &DisentanglementConfig) -> f64 {
+/// Train and test draws for SAP and DCI (disentanglement_lib samples 10,000 and 5,000 for
+/// both).
+type Split = (
+    Vec<Vec<f64>>,
+    Vec<Vec<usize>>,
+    Vec<Vec<f64>>,
+    Vec<Vec<usize>>,
+);
+
+fn train_test(
+    represent: &mut Represent<'_>,
+    space: &FactorSpace,
+    cfg: &DisentanglementConfig,
+) -> Split {
     let mut draws = Draws(mix(&[cfg.seed, 0x0073_6170]));
     let (codes, factors) = encode_draws(represent, &mut draws, space, cfg.sap_train_points);
     let (codes_t, factors_t) = encode_draws(represent, &mut draws, space, cfg.sap_test_points);
-    sap_of(&codes, &factors, &codes_t, &factors_t, cfg.sap_c).0
+    (codes, factors, codes_t, factors_t)
+}
+
+/// SAP with disentanglement_lib's sampling: `cfg.sap_train_points` and `cfg.sap_test_points`
+/// random factor draws, C = `cfg.sap_c`.
+pub fn sap(represent: &mut Represent<'_>, space: &FactorSpace, cfg: &DisentanglementConfig) -> f64 {
+    let (c, f, ct, ft) = train_test(represent, space, cfg);
+    sap_of(&c, &f, &ct, &ft, cfg.sap_c).0
 }
 
 /// All three scores.
@@ -449,8 +473,11 @@ pub fn disentanglement(
 ) -> Disentanglement {
     let (mig, mig_top_mi) = mig(represent, space, cfg);
     let (factor_vae, factor_vae_train, active_dims) = factor_vae_score(represent, space, cfg);
-    let sap = sap(represent, space, cfg);
+    let (c, f, ct, ft) = train_test(represent, space, cfg);
+    let sap = sap_of(&c, &f, &ct, &ft, cfg.sap_c).0;
+    let dci = crate::dci::dci_of(&c, &f, &ct, &ft, cfg.dci_trees, cfg.seed);
     Disentanglement {
+        dci,
         mig,
         mig_top_mi,
         factor_vae,

@@ -5,12 +5,14 @@
 //! - [`decompose`]: mutual information, total correlation and dimension-wise KL of the
 //!   aggregate posterior (Hoffman & Johnson 2016; Chen et al. 2018).
 //! - [`disentangle`]: MIG and the FactorVAE score on data with known factors (dSprites).
+//! - [`dci`]: DCI disentanglement / completeness / informativeness (random-forest importances).
 //! - [`anomaly`]: AUROC / AUPRC of per-image scores against held-out classes.
 //! - [`evaluate`]: all of it over a data set, with what does not apply to a family said, not
 //!   printed as zeros ([`EvalReport::not_applicable`]).
 #![warn(missing_docs)]
 
 pub mod anomaly;
+pub mod dci;
 pub mod decompose;
 pub mod disentangle;
 pub mod iwae;
@@ -411,7 +413,9 @@ impl EvalReport {
                 "\n## Disentanglement (representation: encoder mean)\n\n| score | value |\n|---|---|\n\
                  | MIG ({} points, {} bins) | {:.3} |\n| FactorVAE score ({} / {} votes of {}) | {:.3} \
                  (train {:.3}) |\n| dimensions kept by the FactorVAE pruning (std ≥ {}) | {} |\n\
-                 | SAP (linear SVM, C = {}, {} / {} points) | {:.3} |\n",
+                 | SAP (linear SVM, C = {}, {} / {} points) | {:.3} |\n\
+                 | DCI disentanglement / completeness / informativeness (random forest, {} trees) \
+                 | {:.3} / {:.3} / {:.3} |\n",
                 d.config.mig_points,
                 d.config.mig_bins,
                 d.mig,
@@ -425,7 +429,11 @@ impl EvalReport {
                 d.config.sap_c,
                 d.config.sap_train_points,
                 d.config.sap_test_points,
-                d.sap
+                d.sap,
+                d.config.dci_trees,
+                d.dci.disentanglement,
+                d.dci.completeness,
+                d.dci.informativeness
             ));
         }
         if let Some(a) = &self.anomaly {

@@ -224,6 +224,8 @@ pub struct ResultRow {
     pub factor_vae: Option<f64>,
     /// SAP score (dSprites only).
     pub sap: Option<f64>,
+    /// DCI disentanglement (dSprites only).
+    pub dci: Option<f64>,
     /// Index-code mutual information I(x; z), nats.
     pub mutual_information: Option<f64>,
     /// Total correlation TC(z), nats.
@@ -269,6 +271,7 @@ fn read_row(dir: &Path, p: SweepPoint) -> anyhow::Result<ResultRow> {
         mig: e["disentanglement"]["mig"].as_f64(),
         factor_vae: e["disentanglement"]["factor_vae"].as_f64(),
         sap: e["disentanglement"]["sap"].as_f64(),
+        dci: e["disentanglement"]["dci"]["disentanglement"].as_f64(),
         mutual_information: e["decomposition"]["mutual_information"].as_f64(),
         total_correlation: e["decomposition"]["total_correlation"].as_f64(),
         spread: None,
@@ -315,6 +318,7 @@ pub fn mean_rows(rows: &[ResultRow]) -> Vec<ResultRow> {
                 mig: mean_opt(&g.iter().map(|r| r.mig).collect::<Vec<_>>()),
                 factor_vae: mean_opt(&g.iter().map(|r| r.factor_vae).collect::<Vec<_>>()),
                 sap: mean_opt(&g.iter().map(|r| r.sap).collect::<Vec<_>>()),
+                dci: mean_opt(&g.iter().map(|r| r.dci).collect::<Vec<_>>()),
                 mutual_information: mean_opt(
                     &g.iter().map(|r| r.mutual_information).collect::<Vec<_>>(),
                 ),
@@ -337,7 +341,7 @@ pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
     let dims = rows.first().map_or(0, |r| r.kl_per_dim.len());
     let mut s = String::from(
         "beta,seed,rate,distortion,elbo,active_units,collapsed_dims,posterior_collapse,\
-         mig,factor_vae,sap,mutual_information,total_correlation",
+         mig,factor_vae,sap,dci,mutual_information,total_correlation",
     );
     for j in 0..dims {
         s.push_str(&format!(",kl_dim_{j}"));
@@ -347,7 +351,7 @@ pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
     for r in rows.iter().chain(means) {
         let seed = r.seed.map_or("mean".to_string(), |s| s.to_string());
         s.push_str(&format!(
-            "{},{seed},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{seed},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.beta,
             r.rate,
             r.distortion,
@@ -358,6 +362,7 @@ pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
             cell(r.mig),
             cell(r.factor_vae),
             cell(r.sap),
+            cell(r.dci),
             cell(r.mutual_information),
             cell(r.total_correlation)
         ));
@@ -371,7 +376,7 @@ pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
 
 fn results_md(rows: &[ResultRow], means: &[ResultRow]) -> String {
     let mut s = String::from(
-        "| β | seed | rate (KL, nats) | distortion (recon, nats) | ELBO | active units | collapsed dims | collapse alarm | MIG | FactorVAE | SAP | I(x; z) | TC |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| β | seed | rate (KL, nats) | distortion (recon, nats) | ELBO | active units | collapsed dims | collapse alarm | MIG | FactorVAE | SAP | DCI dis. | I(x; z) | TC |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     let score = |v: Option<f64>, sd: Option<f64>| match (v, sd) {
         (Some(v), Some(sd)) => format!("{v:.3} ± {sd:.3}"),
@@ -381,7 +386,7 @@ fn results_md(rows: &[ResultRow], means: &[ResultRow]) -> String {
     for r in rows.iter().chain(means) {
         let seed = r.seed.map_or("mean".to_string(), |s| s.to_string());
         s.push_str(&format!(
-            "| {} | {seed} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {seed} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.beta,
             r.rate,
             r.distortion,
@@ -401,6 +406,7 @@ fn results_md(rows: &[ResultRow], means: &[ResultRow]) -> String {
             score(r.mig, r.spread.map(|s| s.0)),
             score(r.factor_vae, r.spread.map(|s| s.1)),
             score(r.sap, None),
+            score(r.dci, None),
             score(r.mutual_information, None),
             score(r.total_correlation, None)
         ));
@@ -605,11 +611,12 @@ fn disentanglement_reading(s: &mut String, sorted: &[ResultRow], seeds: usize) {
     };
     s.push_str(&format!(
         "- Disentanglement: the best MIG is at β = {} ({:.3}); MIG {trend}{spread}. FactorVAE \
-         score by increasing β: {}; SAP: {}.\n",
+         score by increasing β: {}; SAP: {}; DCI disentanglement: {}.\n",
         best.beta,
         best.mig.unwrap_or(f64::NAN),
         by_beta(|r| r.factor_vae),
-        by_beta(|r| r.sap)
+        by_beta(|r| r.sap),
+        by_beta(|r| r.dci)
     ));
 }
 
