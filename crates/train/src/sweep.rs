@@ -172,7 +172,7 @@ pub fn run_point(
         p.beta,
         p.seed,
         if sweep.base.data.name() == "dsprites" {
-            ", MIG, FactorVAE score"
+            ", MIG, FactorVAE score, SAP, DCI"
         } else {
             ""
         }
