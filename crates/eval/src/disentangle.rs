@@ -243,7 +243,8 @@ pub fn mig(
     mig_of(&codes, &factors, cfg.mig_bins)
 }
 
-fn variances(codes: &[Vec<f64>]) -> Vec<f64> {
+/// Per-dimension sample variances (ddof = 1).
+pub fn variances(codes: &[Vec<f64>]) -> Vec<f64> {
     let n = codes.len() as f64;
     let d = codes.first().map_or(0, Vec::len);
     (0..d)
@@ -263,9 +264,7 @@ pub fn factor_vae_score(
     let mut draws = Draws(mix(&[cfg.seed, 0x6676_6165]));
     let (codes, _) = encode_draws(represent, &mut draws, space, cfg.fvae_variance_points);
     let global = variances(&codes);
-    let active: Vec<usize> = (0..global.len())
-        .filter(|&j| global[j].sqrt() >= cfg.fvae_prune_std)
-        .collect();
+    let active = fvae_active(&global, cfg.fvae_prune_std);
     if active.is_empty() {
         return (0.0, 0.0, 0);
     }
@@ -280,14 +279,7 @@ pub fn factor_vae_score(
                 f
             })
             .collect();
-        let local = variances(&represent(&batch));
-        let code = (0..active.len())
-            .min_by(|&a, &b| {
-                (local[active[a]] / global[active[a]])
-                    .total_cmp(&(local[active[b]] / global[active[b]]))
-            })
-            .expect("non-empty");
-        (factor, code)
+        (factor, fvae_vote(&global, &active, &represent(&batch)))
     };
     let mut tally = |n: usize, draws: &mut Draws| {
         let mut votes = vec![vec![0usize; active.len()]; k];
@@ -299,8 +291,29 @@ pub fn factor_vae_score(
     };
     let train = tally(cfg.fvae_train_votes, &mut draws);
     let eval = tally(cfg.fvae_eval_votes, &mut draws);
-    // Majority vote: each code dimension predicts the factor it was most often chosen for.
-    let classifier: Vec<usize> = (0..active.len())
+    let (eval_acc, train_acc) = fvae_accuracies(&train, &eval);
+    (eval_acc, train_acc, active.len())
+}
+
+/// One FactorVAE vote: the active dimension (index into `active`) with the smallest variance
+/// in the batch relative to its global variance (first on ties, as `np.argmin`).
+pub fn fvae_vote(global: &[f64], active: &[usize], batch_codes: &[Vec<f64>]) -> usize {
+    let local = variances(batch_codes);
+    (0..active.len())
+        .min_by(|&a, &b| {
+            (local[active[a]] / global[active[a]])
+                .total_cmp(&(local[active[b]] / global[active[b]]))
+        })
+        .expect("non-empty")
+}
+
+/// Majority-vote classifier from `train[factor][dim]` vote counts (each dimension predicts
+/// the factor it was most often chosen for, the first on ties, as `np.argmax`): its
+/// (evaluation, training) accuracies.
+pub fn fvae_accuracies(train: &[Vec<usize>], eval: &[Vec<usize>]) -> (f64, f64) {
+    let k = train.len();
+    let dims = train.first().map_or(0, Vec::len);
+    let classifier: Vec<usize> = (0..dims)
         .map(|c| {
             (0..k)
                 .max_by_key(|&f| (train[f][c], std::cmp::Reverse(f)))
@@ -309,10 +322,17 @@ pub fn factor_vae_score(
         .collect();
     let accuracy = |votes: &[Vec<usize>]| {
         let total: usize = votes.iter().flatten().sum();
-        let right: usize = (0..active.len()).map(|c| votes[classifier[c]][c]).sum();
+        let right: usize = (0..dims).map(|c| votes[classifier[c]][c]).sum();
         right as f64 / total.max(1) as f64
     };
-    (accuracy(&eval), accuracy(&train), active.len())
+    (accuracy(eval), accuracy(train))
+}
+
+/// The dimensions FactorVAE keeps: global std ≥ `prune_std`.
+pub fn fvae_active(global: &[f64], prune_std: f64) -> Vec<usize> {
+    (0..global.len())
+        .filter(|&j| global[j].sqrt() >= prune_std)
+        .collect()
 }
 
 /// A one-feature linear SVM with squared hinge loss, L2 penalty on weight and intercept
@@ -596,6 +616,49 @@ mod tests {
         let (score, _) = mig_of(&codes, &factors, 20);
         // python3 crates/eval/reference/mig_reference.py → MIG = 0.424168002513
         assert!((score - 0.424_168_002_513).abs() < 1e-9, "{score}");
+    }
+
+    /// The fixed arrays of crates/eval/reference/factor_vae_reference.py.
+    #[test]
+    fn factor_vae_votes_match_disentanglement_lib_with_numpy_on_fixed_arrays() {
+        let codes = |m: usize| {
+            let x = m as f64;
+            vec![
+                (x * 0.7).sin(),
+                (x * 0.3).cos() * 2.0,
+                0.01 * x.sin(),
+                (m % 7) as f64 * 0.3,
+            ]
+        };
+        let global = variances(&(0..300).map(codes).collect::<Vec<_>>());
+        let active = fvae_active(&global, 0.05);
+        assert_eq!(active, vec![0, 1, 3]);
+        let batch = |v: usize| {
+            let factor = v % 3;
+            let dim = [0, 1, 3][factor];
+            let shrink = [0.05, 0.3, 0.9][v % 4 % 3];
+            let rows: Vec<Vec<f64>> = (16 * v..16 * v + 16)
+                .map(|m| {
+                    let mut c = codes(m);
+                    c[dim] *= shrink;
+                    c
+                })
+                .collect();
+            (factor, rows)
+        };
+        let votes = |ids: std::ops::Range<usize>| {
+            let mut out = vec![vec![0usize; active.len()]; 3];
+            for v in ids {
+                let (f, rows) = batch(v);
+                out[f][fvae_vote(&global, &active, &rows)] += 1;
+            }
+            out
+        };
+        let (eval, train) = fvae_accuracies(&votes(0..60), &votes(60..90));
+        // python3 crates/eval/reference/factor_vae_reference.py →
+        // active dims 3, train 0.916666666667, eval 0.933333333333
+        assert!((train - 0.916_666_666_667).abs() < 1e-9, "{train}");
+        assert!((eval - 0.933_333_333_333).abs() < 1e-9, "{eval}");
     }
 
     /// The fixed arrays of crates/eval/reference/sap_reference.py.

@@ -178,3 +178,61 @@ pub fn run_case(
         phases,
     })
 }
+
+/// The evaluation benchmark: time of `evaluate`'s IWAE bounds (k = 1, 10, 100, 1000, 5000) on
+/// the first `images` MNIST test images with the `vae_mnist_binarized.toml` architecture. The
+/// weights are freshly initialised: the work (decodes, likelihoods, log-mean-exp) does not
+/// depend on their values.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EvalBenchResult {
+    /// Device.
+    pub device: String,
+    /// Test images evaluated.
+    pub images: usize,
+    /// The largest k.
+    pub k: usize,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Peak resident memory, MB.
+    pub peak_rss_mb: f64,
+}
+
+/// Runs the evaluation benchmark (see [`EvalBenchResult`]).
+pub fn run_eval_case(
+    assets: &Path,
+    mnist: Option<PathBuf>,
+    device_name: &str,
+    images: usize,
+) -> anyhow::Result<EvalBenchResult> {
+    let mut cfg = ExperimentConfig::load(&assets.join("configs/vae_mnist_binarized.toml"))?;
+    if let Some(d) = mnist {
+        cfg.data.set_data_dir(d);
+    }
+    let device = device::parse(device_name)?;
+    let (_, test) = cfg.data.load()?;
+    let test = test.head(images);
+    device.seed(cfg.seed);
+    let model = cfg.model.init(cfg.data.shape(), &device);
+    let opts = ae_eval::EvalOptions {
+        decomposition: false,
+        ..Default::default()
+    };
+    let start = Instant::now();
+    ae_eval::evaluate(
+        &model,
+        &cfg.model,
+        &test,
+        &cfg.data.batcher(),
+        cfg.data.shape(),
+        &opts,
+        &device,
+        &mut |_, _, _| {},
+    );
+    Ok(EvalBenchResult {
+        device: device_name.to_string(),
+        images: test.len(),
+        k: opts.ks.iter().copied().max().unwrap_or(1),
+        seconds: start.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+    })
+}

@@ -41,6 +41,10 @@ struct Args {
     /// both sides see the same drift of a shared machine; the ratio is of the medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Instead of training cases: time `evaluate`'s IWAE bounds (k up to 5000) on this many
+    /// MNIST test images (10000 for the full test set) with the binarised-MNIST VAE.
+    #[arg(long)]
+    iwae: Option<usize>,
     /// Internal: run one case in this process and print its JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -63,6 +67,26 @@ fn run(args: Args) -> anyhow::Result<()> {
         .devices
         .clone()
         .unwrap_or_else(|| device::compiled().iter().map(|s| s.to_string()).collect());
+    if let Some(images) = args.iwae {
+        for dev in &devices {
+            let r = ae_train::bench::run_eval_case(
+                &repo().join("assets"),
+                Some(mnist.clone()),
+                dev,
+                images,
+            )?;
+            println!(
+                "iwae k = 1..{} on {} test images, {}: {:.1} s ({:.1} ms per image), peak RSS {:.0} MB",
+                r.k,
+                r.images,
+                r.device,
+                r.seconds,
+                1e3 * r.seconds / r.images.max(1) as f64,
+                r.peak_rss_mb
+            );
+        }
+        return Ok(());
+    }
     if let Some(case) = &args.child {
         let cfg = case_config(case, &repo().join("assets"), Some(mnist))?;
         let r = run_case(case, &cfg, &devices[0], args.warmup, args.repeats)?;
