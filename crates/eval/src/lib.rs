@@ -66,15 +66,19 @@ impl Default for EvalOptions {
     }
 }
 
-/// The ELBO terms with one posterior sample per image and the KL in closed form.
+/// The ELBO terms with one posterior sample per image and the KL in closed form; a model
+/// without a posterior has only its reconstruction loss.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ElboTerms {
-    /// Negative ELBO (recon + KL), nats per sample.
-    pub neg_elbo: f64,
-    /// Reconstruction NLL (squared error for VQ-VAEs), nats per sample.
+    /// Negative ELBO (recon + KL), nats per sample (models with a posterior).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neg_elbo: Option<f64>,
+    /// Reconstruction loss per sample: the likelihood's NLL in nats (the squared error for a
+    /// VQ-VAE).
     pub recon: f64,
-    /// KL(q(z|x) ‖ p(z)), nats per sample (0 for models without a posterior).
-    pub kl: f64,
+    /// KL(q(z|x) ‖ p(z)), nats per sample (models with a posterior).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
 }
 
 /// Everything [`evaluate`] measured, as `eval.json` stores it.
@@ -341,9 +345,9 @@ pub fn evaluate(
         dims,
         seed: opts.seed,
         elbo: ElboTerms {
-            neg_elbo: (recon + kl) / count,
+            neg_elbo: variational.then_some((recon + kl) / count),
             recon: recon / count,
-            kl: kl / count,
+            kl: variational.then_some(kl / count),
         },
         kl_per_dim: variational.then(|| kl_dim.iter().map(|v| v / count).collect()),
         active_units: active,
@@ -364,12 +368,17 @@ impl EvalReport {
             self.family, self.images, self.dims, self.seed
         );
         s.push_str("| quantity | value |\n|---|---|\n");
-        s.push_str(&format!(
-            "| −ELBO (1 sample, closed-form KL) | {:.3} |\n| reconstruction | {:.3} |\n",
-            self.elbo.neg_elbo, self.elbo.recon
-        ));
-        if self.kl_per_dim.is_some() {
-            s.push_str(&format!("| KL | {:.3} |\n", self.elbo.kl));
+        if let Some(v) = self.elbo.neg_elbo {
+            s.push_str(&format!("| −ELBO (1 sample, closed-form KL) | {v:.3} |\n"));
+        }
+        let recon = if self.family == "vq_vae" {
+            "reconstruction loss (squared error summed over pixels, not nats)"
+        } else {
+            "reconstruction loss (−log p(x|z), 1 sample)"
+        };
+        s.push_str(&format!("| {recon} | {:.3} |\n", self.elbo.recon));
+        if let Some(k) = self.elbo.kl {
+            s.push_str(&format!("| KL | {k:.3} |\n"));
         }
         if let Some(a) = self.active_units {
             s.push_str(&format!(
