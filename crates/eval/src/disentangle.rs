@@ -549,22 +549,28 @@ mod tests {
         assert_eq!(d.active_dims, 5);
     }
 
-    #[test]
-    fn codes_independent_of_the_factors_score_near_zero() {
+    /// Five code dimensions of deterministic noise of amplitude `scale`, independent of the
+    /// factors.
+    fn noise(scale: f64) -> impl FnMut(&[Vec<usize>]) -> Vec<Vec<f64>> {
         let mut counter = 0u64;
-        let mut random = |batch: &[Vec<usize>]| -> Vec<Vec<f64>> {
+        move |batch: &[Vec<usize>]| {
             batch
                 .iter()
                 .map(|_| {
                     (0..5)
                         .map(|_| {
                             counter += 1;
-                            jitter(counter) * 100.0
+                            jitter(counter) * scale
                         })
                         .collect()
                 })
                 .collect()
-        };
+        }
+    }
+
+    #[test]
+    fn codes_independent_of_the_factors_score_near_zero() {
+        let mut random = noise(100.0);
         let d = disentanglement(&mut random, &space(), &DisentanglementConfig::default());
         assert!(d.mig < 0.02, "{d:?}");
         // Chance for 5 factors is 0.2; the majority vote fits a little noise.
@@ -710,20 +716,7 @@ mod tests {
             ..Default::default()
         };
         let good = sap(&mut ideal, &space(), &cfg);
-        let mut counter = 0u64;
-        let mut random = |batch: &[Vec<usize>]| -> Vec<Vec<f64>> {
-            batch
-                .iter()
-                .map(|_| {
-                    (0..5)
-                        .map(|_| {
-                            counter += 1;
-                            jitter(counter)
-                        })
-                        .collect()
-                })
-                .collect()
-        };
+        let mut random = noise(1.0);
         let noise = sap(&mut random, &space(), &cfg);
         // SAP stays well below 1 even for the ideal code: a strongly regularised (C = 0.01)
         // linear classifier on one dimension cannot separate 40 orientations or 32 positions,

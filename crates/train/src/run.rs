@@ -309,15 +309,21 @@ pub fn train(cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<RunOutc
         .run_id
         .clone()
         .unwrap_or_else(|| format!("{}-s{}", utc_stamp(), cfg.seed));
-    std::fs::create_dir_all(&base)
+    let dir = claim_folder(&base, &id)?;
+    train_in(cfg, &dir, opts)
+}
+
+/// Creates and returns a new folder `base/id` (or `base/id-2`, `-3`, … when taken). Claimed
+/// with `create_dir`, which fails if the folder exists, so two runs or sweeps started in the
+/// same second get distinct folders, never one shared.
+pub fn claim_folder(base: &Path, id: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(base)
         .with_context(|| format!("cannot create output folder {}", base.display()))?;
-    // Claim the folder with create_dir, which fails if it exists: two runs started in the
-    // same second with the same seed get distinct folders, never one shared.
-    let mut dir = base.join(&id);
+    let mut dir = base.join(id);
     let mut k = 2;
     loop {
         match std::fs::create_dir(&dir) {
-            Ok(()) => break,
+            Ok(()) => return Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 dir = base.join(format!("{id}-{k}"));
                 k += 1;
@@ -325,7 +331,6 @@ pub fn train(cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<RunOutc
             Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
         }
     }
-    train_in(cfg, &dir, opts)
 }
 
 /// Trains `cfg` into exactly `dir`, which must not hold a run yet. Sweeps use it: their run

@@ -126,23 +126,7 @@ fn load_sweep(args: &Args) -> anyhow::Result<(SweepConfig, PathBuf)> {
         .get_or_insert_with(|| device::default_name().to_string());
     cfg.validate().context("invalid sweep")?;
     let stamp = ae_train::run::utc_stamp();
-    let base = args.out.join(&cfg.name);
-    std::fs::create_dir_all(&base)
-        .with_context(|| format!("cannot create output folder {}", base.display()))?;
-    // Claimed with create_dir, which fails if the folder exists: two sweeps started in the
-    // same second get distinct folders.
-    let mut dir = base.join(&stamp);
-    let mut k = 2;
-    loop {
-        match std::fs::create_dir(&dir) {
-            Ok(()) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                dir = base.join(format!("{stamp}-{k}"));
-                k += 1;
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
-        }
-    }
+    let dir = ae_train::run::claim_folder(&args.out.join(&cfg.name), &stamp)?;
     Ok((cfg, dir))
 }
 
