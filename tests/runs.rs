@@ -11,15 +11,10 @@ fn read(p: &Path) -> String {
 /// Loads `model.bpk` of a run and encodes a fixed batch.
 fn encode_with_saved_weights(dir: &Path) -> Vec<f32> {
     use ae::core::Autoencoder;
-    use burn::module::Module;
     use burn::prelude::*;
     let cfg = ExperimentConfig::load(&dir.join("config.toml")).unwrap();
     let device = Device::flex();
-    let record = burn::store::ModuleRecord::load(dir.join("model.bpk")).unwrap();
-    let model = cfg
-        .model
-        .init(cfg.data.shape(), &device)
-        .load_record(record);
+    let model = crate::util::saved_model(dir, &cfg, &device);
     let x = Tensor::<4>::ones([2, 1, 28, 28], &device) * 0.3;
     model
         .encode(x, Tensor::zeros([2], &device))

@@ -67,3 +67,15 @@ pub fn options(out: &Path) -> RunOptions {
         display: Display::Plain,
     }
 }
+
+/// The model of a finished run folder: `cfg`'s architecture with the weights of `model.bpk`.
+pub fn saved_model(
+    dir: &Path,
+    cfg: &ExperimentConfig,
+    device: &burn::prelude::Device,
+) -> ae::models::Model {
+    use burn::module::Module;
+    cfg.model
+        .init(cfg.data.shape(), device)
+        .load_record(burn::store::ModuleRecord::load(dir.join("model.bpk")).unwrap())
+}

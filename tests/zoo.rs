@@ -1,4 +1,4 @@
-use crate::util::{mnist_dir, options, shipped, small_mnist_vae, training_lock};
+use crate::util::{mnist_dir, options, saved_model, shipped, small_mnist_vae, training_lock};
 use ae::core::{Autoencoder, ImageBatch, ImageShape, Likelihood};
 use ae::models::ae::AeConfig;
 use ae::models::cvae::CvaeConfig;
@@ -357,10 +357,7 @@ fn a_cvae_generates_by_class_and_its_condition_changes_the_output() {
     // The model relies on its condition: the validation NLL with the true digit is clearly
     // lower than with a wrong one (same images, same noise).
     let device = Device::flex();
-    let model = cfg
-        .model
-        .init(cfg.data.shape(), &device)
-        .load_record(burn::store::ModuleRecord::load(dir.join("model.bpk")).unwrap());
+    let model = saved_model(&dir, &cfg, &device);
     let (_, valid) = cfg.data.load().unwrap();
     let items = (0..200)
         .map(|i| burn::data::dataset::Dataset::get(&valid, i).unwrap())
@@ -415,10 +412,7 @@ fn a_vq_vae_reports_codebook_usage_and_refuses_to_sample_noise() {
     assert!(p >= 1.0 && p <= used, "{s}");
     // Count the codes ourselves: encode the validation images with the saved weights.
     let device = Device::flex();
-    let model = cfg
-        .model
-        .init(cfg.data.shape(), &device)
-        .load_record(burn::store::ModuleRecord::load(dir.join("model.bpk")).unwrap());
+    let model = saved_model(&dir, &cfg, &device);
     let (_, valid) = cfg.data.load().unwrap();
     let items = (0..burn::data::dataset::Dataset::len(&valid))
         .map(|i| burn::data::dataset::Dataset::get(&valid, i).unwrap())

@@ -487,6 +487,15 @@ mod flex {
     mod split_tests {
         use super::*;
 
+        /// `len` deterministic values in [−2, 2) (a multiplicative hash of the index).
+        fn data(len: usize, seed: u32) -> Vec<f32> {
+            (0..len)
+                .map(|i| {
+                    (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0 - 2.0
+                })
+                .collect()
+        }
+
         /// The share moves towards the speeds' ratio, an eighth of the way per product, and
         /// stays inside its bounds.
         #[test]
@@ -519,14 +528,6 @@ mod flex {
         /// single-threaded one, split by columns and by rows, plain and transposed operands.
         #[test]
         fn split_products_do_not_depend_on_the_share() {
-            let data = |len: usize, seed: u32| -> Vec<f32> {
-                (0..len)
-                    .map(|i| {
-                        (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0
-                            - 2.0
-                    })
-                    .collect()
-            };
             // (m, n, k): wide output (column split) and tall output (row split).
             for (m, n, k) in [(128, 400, 300), (400, 40, 128)] {
                 let (a, b) = (data(m * k, 1), data(k * n, 2));
@@ -561,14 +562,6 @@ mod flex {
         /// narrower blocks must not change `gemm`'s summation order.
         #[test]
         fn sweep_layer_products_do_not_depend_on_the_thread_count() {
-            let data = |len: usize, seed: u32| -> Vec<f32> {
-                (0..len)
-                    .map(|i| {
-                        (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0
-                            - 2.0
-                    })
-                    .collect()
-            };
             let (batch, wide, narrow) = (64, 4096, 512);
             // (m, n, k, lhs transposed, rhs transposed): x·W, h·W₂, ∂W = xᵀ·∂y, ∂x = ∂y·Wᵀ.
             for (m, n, k, lhs_t, rhs_t) in [

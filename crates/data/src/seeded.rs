@@ -17,6 +17,19 @@ pub fn mix(parts: &[u64]) -> u64 {
         .fold(0x6A09_E667_F3BC_C908, |h, &p| splitmix64(h ^ splitmix64(p)))
 }
 
+/// A uniform draw in [0, 1) from a SplitMix64 stream whose state is `state` (advanced).
+pub fn uniform(state: &mut u64) -> f64 {
+    let v = splitmix64(*state);
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    (v >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A standard-normal draw (Box–Muller, cosine branch) from the stream of [`uniform`].
+pub fn standard_normal(state: &mut u64) -> f64 {
+    let (u, v) = (uniform(state).max(1e-300), uniform(state));
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
 /// Binarises 8-bit pixels in place: pixel p becomes 255 with probability p / 255, else 0,
 /// with the uniform draw of pixel j a function of (`seed`, j) only.
 pub fn sample_binary(pixels: &mut [u8], seed: u64) {

@@ -108,21 +108,11 @@ pub fn decompose(
 mod tests {
     use super::*;
 
-    /// Deterministic standard-normal-ish draws (Box–Muller on a SplitMix64 stream).
+    /// Deterministic standard-normal draws (Box–Muller on a SplitMix64 stream).
     fn normals(n: usize, seed: u64) -> Vec<f64> {
         let mut s = seed;
-        let mut uniform = || {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        };
         (0..n)
-            .map(|_| {
-                let (u, v) = (uniform().max(1e-300), uniform());
-                (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-            })
+            .map(|_| ae_data::seeded::standard_normal(&mut s))
             .collect()
     }
 

@@ -33,7 +33,10 @@ impl FactorSpace {
     /// dSprites: shape 3, scale 6, orientation 40, x 32, y 32.
     pub fn dsprites() -> Self {
         Self {
-            sizes: vec![3, 6, 40, 32, 32],
+            sizes: {
+                use ae_data::dsprites::{ORIENTATIONS, POSITIONS, SCALES, SHAPES};
+                vec![SHAPES, SCALES, ORIENTATIONS, POSITIONS, POSITIONS]
+            },
             names: ae_data::dsprites::FACTOR_NAMES
                 .iter()
                 .map(|s| s.to_string())

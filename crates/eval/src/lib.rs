@@ -208,10 +208,8 @@ pub fn evaluate(
             for (i, v) in per_dim.iter().enumerate() {
                 kl_dim[i % latent] += v;
             }
-            let q = model
-                .variational_posterior(batch.images.clone(), batch.labels.clone())
-                .expect("checked above");
-            let mu = host(q.mean.clone().reshape([b * latent]));
+            // The forward's latent mean is q's mean: no second encoder pass for it.
+            let mu = host(out.latent_mean.clone().reshape([b * latent]));
             for r in 0..b {
                 seen += 1;
                 for j in 0..latent {
@@ -222,6 +220,9 @@ pub fn evaluate(
                 }
             }
             if decompose && means.len() < opts.decomposition_points {
+                let q = model
+                    .variational_posterior(batch.images.clone(), batch.labels.clone())
+                    .expect("checked above");
                 let lv = host(q.log_var.clone().reshape([b * latent]));
                 let z = host(q.sample().reshape([b * latent]));
                 for r in 0..b.min(opts.decomposition_points - means.len()) {

@@ -181,17 +181,7 @@ fn iwae_converges_to_the_exact_ppca_likelihood() {
     };
     // 40 points drawn from the model itself (a fixed host stream).
     let mut state = 7u64;
-    let mut normal = || {
-        let mut u = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let (a, b) = (u().max(1e-300), u());
-        (-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()
-    };
+    let mut normal = || ae_data::seeded::standard_normal(&mut state);
     let xs: Vec<Vec<f64>> = (0..40)
         .map(|_| {
             let z = [normal(), normal()];

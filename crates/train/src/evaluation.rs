@@ -125,6 +125,7 @@ pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport>
         .init(cfg.data.shape(), &device)
         .load_record(record);
     let wants = |m: &str| req.metrics.iter().any(|x| x == m);
+    let seed = req.seed.unwrap_or(cfg.seed);
     let anomaly_classes = match &req.anomaly {
         None => Vec::new(),
         Some(c) if !c.is_empty() => c.clone(),
@@ -148,11 +149,11 @@ pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport>
         },
         decomposition: wants("decomposition"),
         batch_size: req.batch_size.max(1),
-        seed: req.seed.unwrap_or(cfg.seed),
+        seed,
         active_unit_threshold: cfg.diagnostics.active_unit_threshold,
         disentanglement: wants("disentanglement").then(|| {
             ae_eval::disentangle::DisentanglementConfig {
-                seed: req.seed.unwrap_or(cfg.seed),
+                seed,
                 ..Default::default()
             }
         }),

@@ -513,7 +513,7 @@ fn execute(
         steps_per_epoch,
     )
     .stop_on_fault(training.interrupter());
-    let fault = model.clone();
+    let fault = model.fault_watch();
 
     let started = Instant::now();
     let learner = Learner::new(

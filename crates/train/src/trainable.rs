@@ -33,6 +33,17 @@ impl std::fmt::Display for NumericalFault {
     }
 }
 
+/// Reads the fault slot of a [`Trainable`] and of every clone the Learner makes of it.
+#[derive(Clone, Debug)]
+pub struct FaultWatch(Arc<Mutex<Option<NumericalFault>>>);
+
+impl FaultWatch {
+    /// The first non-finite loss or gradient met, if any.
+    pub fn fault(&self) -> Option<NumericalFault> {
+        self.0.lock().ok().and_then(|f| f.clone())
+    }
+}
+
 /// Where a training step leaves a [`NumericalFault`], and whom it tells to stop.
 #[derive(Clone, Default)]
 struct FaultGuard {
@@ -115,7 +126,13 @@ impl Trainable {
 
     /// The first non-finite loss or gradient met, if any (shared by every clone).
     pub fn fault(&self) -> Option<NumericalFault> {
-        self.guard.fault.lock().ok().and_then(|f| f.clone())
+        self.fault_watch().fault()
+    }
+
+    /// A handle on the fault slot alone: holding it keeps no weights alive (a clone of the
+    /// module would hold the initial weights for the whole run).
+    pub fn fault_watch(&self) -> FaultWatch {
+        FaultWatch(self.guard.fault.clone())
     }
 
     /// Checks the step's objective and gradients; records a fault and stops training if one
