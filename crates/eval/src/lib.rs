@@ -118,13 +118,9 @@ pub struct EvalReport {
 
 /// The prior variances of a model's latent dimensions (1 unless the config sets others).
 pub fn prior_variances(cfg: &ModelConfig) -> Vec<f64> {
-    match cfg {
-        ModelConfig::Vae(v) => v
-            .prior_variances
-            .clone()
-            .unwrap_or_else(|| vec![1.0; v.latent_dim]),
-        other => vec![1.0; other.latent_dim()],
-    }
+    cfg.as_family()
+        .prior_variances()
+        .unwrap_or_else(|| vec![1.0; cfg.latent_dim()])
 }
 
 /// Evaluates `model` on `data`. `progress(stage, done, total)` is called after each batch.
@@ -149,15 +145,10 @@ pub fn evaluate(
     };
     let mut not_applicable = Vec::new();
     if !variational {
-        let why = match cfg {
-            ModelConfig::Ae(_) => "a deterministic autoencoder has no posterior or prior",
-            ModelConfig::VqVae(_) => "a VQ-VAE has discrete codes and no learnt prior over them",
-            ModelConfig::SkipVae(_) => {
-                "the skip-VAE's decoder also sees x through its skips, so p(x|z) is not a \
-                 likelihood of x given z"
-            }
-            _ => "the model has no posterior and likelihood",
-        };
+        let why = cfg
+            .capabilities()
+            .no_likelihood
+            .unwrap_or("the model has no posterior and likelihood");
         for m in ["iwae", "kl", "active_units", "decomposition"] {
             not_applicable.push(format!("{m}: {why}"));
         }

@@ -4,6 +4,7 @@
 //! A linear AE trained with squared error on centred data spans the top principal subspace.
 use crate::nets::{Architecture, Decoder, Encoder};
 use ae_core::{AeOutput, Autoencoder, ImageBatch, ImageShape, Likelihood};
+use crate::family::{Capabilities, Family};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -34,14 +35,41 @@ impl AeConfig {
             latent_dim: self.latent_dim,
         }
     }
+}
 
-    /// Checks hyper-parameters.
-    pub fn validate(&self) -> Result<(), String> {
+impl Family for AeConfig {
+    fn validate(&self) -> Result<(), String> {
         if self.latent_dim == 0 {
             return Err("model.latent_dim must be at least 1".into());
         }
         self.likelihood.validate()?;
         self.architecture.validate(None)
+    }
+
+    fn check_shape(&self, shape: ImageShape) -> Result<(), String> {
+        self.architecture.validate(Some(shape))
+    }
+
+    fn latent_dim(&self) -> usize {
+        self.latent_dim
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            prior: false,
+            beta: None,
+            codebook: None,
+            classes: None,
+            no_likelihood: Some("a deterministic autoencoder has no posterior or prior"),
+        }
+    }
+
+    fn set_beta(&mut self, _beta: f64) -> Result<(), String> {
+        Err("a deterministic autoencoder (family = \"ae\") has no KL term to weight by β".into())
+    }
+
+    fn prior_variances(&self) -> Option<Vec<f64>> {
+        None
     }
 }
 

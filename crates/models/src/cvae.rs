@@ -3,6 +3,7 @@
 //! class; `samples.png` of a run shows one row per class.
 use crate::nets::{Architecture, Decoder, Encoder};
 use ae_core::{AeOutput, Autoencoder, DiagonalGaussian, ImageBatch, ImageShape, Likelihood};
+use crate::family::{Capabilities, Family};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -47,9 +48,10 @@ impl CvaeConfig {
             beta: self.beta,
         }
     }
+}
 
-    /// Checks hyper-parameters.
-    pub fn validate(&self) -> Result<(), String> {
+impl Family for CvaeConfig {
+    fn validate(&self) -> Result<(), String> {
         if self.latent_dim == 0 {
             return Err("model.latent_dim must be at least 1".into());
         }
@@ -64,6 +66,33 @@ impl CvaeConfig {
         }
         self.likelihood.validate()?;
         self.architecture.validate(None)
+    }
+
+    fn check_shape(&self, shape: ImageShape) -> Result<(), String> {
+        self.architecture.validate(Some(shape))
+    }
+
+    fn latent_dim(&self) -> usize {
+        self.latent_dim
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            prior: true,
+            beta: Some(self.beta),
+            codebook: None,
+            classes: Some(self.num_classes),
+            no_likelihood: None,
+        }
+    }
+
+    fn set_beta(&mut self, beta: f64) -> Result<(), String> {
+        self.beta = beta;
+        Ok(())
+    }
+
+    fn prior_variances(&self) -> Option<Vec<f64>> {
+        Some(vec![1.0; self.latent_dim])
     }
 }
 

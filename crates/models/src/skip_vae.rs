@@ -14,6 +14,7 @@ use crate::nets::{downsampling_convs, upsampling_deconvs};
 use ae_core::{AeOutput, Autoencoder, DiagonalGaussian, ImageBatch, ImageShape, Likelihood};
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{Linear, LinearConfig};
+use crate::family::{Capabilities, Family};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -53,23 +54,6 @@ pub struct SkipVaeConfig {
 }
 
 impl SkipVaeConfig {
-    /// Checks hyper-parameters.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.latent_dim == 0 || self.hidden == 0 {
-            return Err("model.latent_dim and model.hidden must be at least 1".into());
-        }
-        if self.channels.is_empty() || self.channels.contains(&0) {
-            return Err("model.channels must list positive channel counts".into());
-        }
-        if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return Err(format!(
-                "model.beta must be a finite number ≥ 0, got {}",
-                self.beta
-            ));
-        }
-        self.likelihood.validate()
-    }
-
     /// Builds the model for images of `shape`.
     pub fn init(&self, shape: ImageShape, device: &Device) -> SkipVae {
         let n = self.channels.len();
@@ -105,6 +89,54 @@ impl SkipVaeConfig {
             beta: self.beta,
             start: [last, h0, w0],
         }
+    }
+}
+
+impl Family for SkipVaeConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.latent_dim == 0 || self.hidden == 0 {
+            return Err("model.latent_dim and model.hidden must be at least 1".into());
+        }
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return Err("model.channels must list positive channel counts".into());
+        }
+        if !(self.beta >= 0.0 && self.beta.is_finite()) {
+            return Err(format!(
+                "model.beta must be a finite number ≥ 0, got {}",
+                self.beta
+            ));
+        }
+        self.likelihood.validate()
+    }
+
+    fn check_shape(&self, shape: ImageShape) -> Result<(), String> {
+        crate::check_stride_2(self.channels.len(), shape)
+    }
+
+    fn latent_dim(&self) -> usize {
+        self.latent_dim
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            prior: true,
+            beta: Some(self.beta),
+            codebook: None,
+            classes: None,
+            no_likelihood: Some(
+                "the skip-VAE's decoder also sees x through its skips, so p(x|z) is not a \
+                 likelihood of x given z",
+            ),
+        }
+    }
+
+    fn set_beta(&mut self, beta: f64) -> Result<(), String> {
+        self.beta = beta;
+        Ok(())
+    }
+
+    fn prior_variances(&self) -> Option<Vec<f64>> {
+        Some(vec![1.0; self.latent_dim])
     }
 }
 

@@ -8,6 +8,7 @@
 //! [`VaeConfig::mnist_reference`] and `assets/configs/vae_mnist.toml`.
 use crate::nets::{Architecture, Decoder, Encoder};
 use ae_core::{AeOutput, Autoencoder, DiagonalGaussian, ImageBatch, ImageShape, Likelihood};
+use crate::family::{Capabilities, Family};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -82,9 +83,10 @@ impl VaeConfig {
             prior_variances: self.prior_variances.clone(),
         }
     }
+}
 
-    /// Checks hyper-parameters.
-    pub fn validate(&self) -> Result<(), String> {
+impl Family for VaeConfig {
+    fn validate(&self) -> Result<(), String> {
         if self.latent_dim == 0 {
             return Err("model.latent_dim must be at least 1".into());
         }
@@ -108,6 +110,37 @@ impl VaeConfig {
         }
         self.likelihood.validate()?;
         self.architecture.validate(None)
+    }
+
+    fn check_shape(&self, shape: ImageShape) -> Result<(), String> {
+        self.architecture.validate(Some(shape))
+    }
+
+    fn latent_dim(&self) -> usize {
+        self.latent_dim
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            prior: true,
+            beta: Some(self.beta),
+            codebook: None,
+            classes: None,
+            no_likelihood: None,
+        }
+    }
+
+    fn set_beta(&mut self, beta: f64) -> Result<(), String> {
+        self.beta = beta;
+        Ok(())
+    }
+
+    fn prior_variances(&self) -> Option<Vec<f64>> {
+        Some(
+            self.prior_variances
+                .clone()
+                .unwrap_or_else(|| vec![1.0; self.latent_dim]),
+        )
     }
 }
 

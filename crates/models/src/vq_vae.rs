@@ -18,6 +18,7 @@ use crate::nets::{downsampling_convs, upsampling_deconvs};
 use ae_core::{AeOutput, Autoencoder, Codes, Decoded, ImageBatch, ImageShape};
 use burn::module::{Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d};
+use crate::family::{Capabilities, Family};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{relu, sigmoid};
@@ -68,31 +69,6 @@ impl VqVaeConfig {
         }
     }
 
-    /// Checks hyper-parameters.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.codebook_size < 2 || self.code_dim == 0 {
-            return Err("model.codebook_size must be ≥ 2 and model.code_dim ≥ 1".into());
-        }
-        if self.channels.is_empty() || self.channels.contains(&0) {
-            return Err("model.channels must list positive channel counts".into());
-        }
-        if !(self.commitment >= 0.0 && self.commitment.is_finite()) {
-            return Err(format!(
-                "model.commitment must be ≥ 0, got {}",
-                self.commitment
-            ));
-        }
-        if let Some(e) = self.ema
-            && !(e.decay > 0.0 && e.decay < 1.0 && e.restart_below >= 0.0)
-        {
-            return Err(format!(
-                "model.ema.decay must be in (0, 1), got {}",
-                e.decay
-            ));
-        }
-        Ok(())
-    }
-
     /// Builds the model for images of `shape`.
     pub fn init(&self, shape: ImageShape, device: &Device) -> VqVae {
         let encoder = downsampling_convs(shape.channels, &self.channels, device);
@@ -125,6 +101,60 @@ impl VqVaeConfig {
                 shape.width >> self.channels.len(),
             ],
         }
+    }
+}
+
+impl Family for VqVaeConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.codebook_size < 2 || self.code_dim == 0 {
+            return Err("model.codebook_size must be ≥ 2 and model.code_dim ≥ 1".into());
+        }
+        if self.channels.is_empty() || self.channels.contains(&0) {
+            return Err("model.channels must list positive channel counts".into());
+        }
+        if !(self.commitment >= 0.0 && self.commitment.is_finite()) {
+            return Err(format!(
+                "model.commitment must be ≥ 0, got {}",
+                self.commitment
+            ));
+        }
+        if let Some(e) = self.ema
+            && !(e.decay > 0.0 && e.decay < 1.0 && e.restart_below >= 0.0)
+        {
+            return Err(format!(
+                "model.ema.decay must be in (0, 1), got {}",
+                e.decay
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_shape(&self, shape: ImageShape) -> Result<(), String> {
+        crate::check_stride_2(self.channels.len(), shape)
+    }
+
+    fn latent_dim(&self) -> usize {
+        self.code_dim
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            prior: false,
+            beta: None,
+            codebook: Some(self.codebook_size),
+            classes: None,
+            no_likelihood: Some("a VQ-VAE has discrete codes and no learnt prior over them"),
+        }
+    }
+
+    fn set_beta(&mut self, _beta: f64) -> Result<(), String> {
+        Err("a VQ-VAE (family = \"vq_vae\") has no KL term to weight by β (its commitment \
+             weight is model.commitment)"
+            .into())
+    }
+
+    fn prior_variances(&self) -> Option<Vec<f64>> {
+        None
     }
 }
 

@@ -197,13 +197,13 @@ impl ExperimentConfig {
             _ => Some("kl_schedule"),
         };
         if let Some(key) = remedy
-            && !self.model.has_prior()
+            && self.model.capabilities().beta.is_none()
         {
             // The schedule and penalties rebuild the objective as recon + (β or γ)·KL, which
             // would silently drop a VQ-VAE's codebook and commitment terms.
             return bad(format!(
                 "{key} applies to the KL term, and model.family = \"{}\" has none; remove \
-                 the [{key}] table (collapse remedies are for the vae, cvae and skip_vae families)",
+                 the [{key}] table (collapse remedies are for families with a KL weighted by β)",
                 self.model.family()
             ));
         }
@@ -215,12 +215,12 @@ impl ExperimentConfig {
         if let Err(e) = self.model.check_shape(self.data.shape()) {
             bail!("{e}");
         }
-        if let ModelConfig::Cvae(c) = &self.model
-            && c.num_classes != self.data.num_classes()
+        if let Some(classes) = self.model.capabilities().classes
+            && classes != self.data.num_classes()
         {
             bail!(
                 "model.num_classes = {} but {} has {} classes",
-                c.num_classes,
+                classes,
                 self.data.name(),
                 self.data.num_classes()
             );

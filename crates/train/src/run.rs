@@ -242,7 +242,7 @@ fn register_metrics(
     log: &EpochLog,
     first_epoch: usize,
 ) -> Training {
-    let has_prior = cfg.model.has_prior();
+    let has_kl = cfg.model.capabilities().beta.is_some();
     for split in [SplitKind::Train, SplitKind::Valid] {
         let t = || EpochTracker::new(log.clone(), split, first_epoch);
         for q in [
@@ -270,7 +270,7 @@ fn register_metrics(
                 st = add(st, split, CodebookMetric::new(f, t()));
             }
         }
-        if has_prior {
+        if has_kl {
             st = add(
                 st,
                 split,
@@ -287,7 +287,7 @@ fn register_metrics(
 }
 
 fn is_vq(cfg: &ExperimentConfig) -> bool {
-    matches!(cfg.model, ae_models::ModelConfig::VqVae(_))
+    cfg.model.capabilities().codebook.is_some()
 }
 
 fn first_valid_batch(
@@ -650,10 +650,7 @@ fn execute(
             "codebook: perplexity {:.1}, {} of {} codes used; MSE/pixel {:.5}",
             get(&valid, "perplexity").unwrap_or(f64::NAN),
             get(&valid, "codes_used").unwrap_or(f64::NAN),
-            match &cfg.model {
-                ae_models::ModelConfig::VqVae(v) => v.codebook_size,
-                _ => 0,
-            },
+            cfg.model.capabilities().codebook.unwrap_or(0),
             get(&valid, "recon").unwrap_or(f64::NAN) / pixels
         );
     }

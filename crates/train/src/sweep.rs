@@ -5,7 +5,6 @@
 //! Finished runs are skipped on `--resume`; an unfinished one continues from its checkpoint.
 use crate::run::{RunOptions, last_checkpoint, resume, train_in};
 use crate::{ExperimentConfig, plots, write_atomic};
-use ae_models::ModelConfig;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -95,8 +94,8 @@ impl SweepConfig {
         if self.jobs == 0 {
             bail!("jobs must be at least 1");
         }
-        if !self.base.model.has_prior() {
-            bail!("base.model.family must be \"vae\" or \"cvae\" (a β sweep needs a KL term)");
+        if let Err(e) = self.base.model.clone().set_beta(1.0) {
+            bail!("base.model: {e}; a β sweep needs a family with a KL term");
         }
         self.base
             .validate()
@@ -125,12 +124,9 @@ impl SweepConfig {
         let mut cfg = self.base.clone();
         cfg.name = format!("{}_{}", self.name, p.dir_name());
         cfg.seed = p.seed;
-        match &mut cfg.model {
-            ModelConfig::Vae(v) => v.beta = p.beta,
-            ModelConfig::Cvae(v) => v.beta = p.beta,
-            ModelConfig::SkipVae(v) => v.beta = p.beta,
-            ModelConfig::Ae(_) | ModelConfig::VqVae(_) => {}
-        }
+        cfg.model
+            .set_beta(p.beta)
+            .expect("validated: the family has a β");
         cfg
     }
 }
