@@ -1,6 +1,6 @@
 //! DCI disentanglement, completeness and informativeness (Eastwood & Williams 2018), with
 //! disentanglement_lib's formulas (evaluation/metrics/dci.py) on an importance matrix
-//! R[code][factor].
+//! R\[code\]\[factor\].
 //!
 //! **Substitution:** disentanglement_lib takes R from scikit-learn's
 //! `GradientBoostingClassifier` (100 depth-3 trees per factor, impurity-based importances).

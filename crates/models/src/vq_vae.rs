@@ -1,6 +1,6 @@
 //! VQ-VAE (van den Oord et al. 2017): a conv encoder whose output vectors are snapped to the
 //! nearest of K codebook vectors, a straight-through gradient, and
-//! loss = recon + ‖sg[z_e] − e‖² + β_commit ‖z_e − sg[e]‖² (β_commit = 0.25).
+//! loss = recon + ‖sg\[z_e\] − e‖² + β_commit ‖z_e − sg\[e\]‖² (β_commit = 0.25).
 //!
 //! Options: EMA codebook updates (decay 0.99, Laplace-smoothed counts; the codebook term then
 //! leaves the loss) and restarting dead codes from encoder outputs of the current batch (EMA
