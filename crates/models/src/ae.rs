@@ -55,13 +55,7 @@ impl Family for AeConfig {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            prior: false,
-            beta: None,
-            codebook: None,
-            classes: None,
-            no_likelihood: Some("a deterministic autoencoder has no posterior or prior"),
-        }
+        Capabilities::deterministic("a deterministic autoencoder has no posterior or prior")
     }
 
     fn set_beta(&mut self, _beta: f64) -> Result<(), String> {

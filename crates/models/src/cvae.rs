@@ -3,7 +3,7 @@
 //! class; `samples.png` of a run shows one row per class.
 use crate::nets::{Architecture, Decoder, Encoder};
 use ae_core::{AeOutput, Autoencoder, DiagonalGaussian, ImageBatch, ImageShape, Likelihood};
-use crate::family::{Capabilities, Family};
+use crate::family::{Capabilities, Family, check_beta};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -58,12 +58,7 @@ impl Family for CvaeConfig {
         if self.num_classes < 2 {
             return Err("model.num_classes must be at least 2".into());
         }
-        if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return Err(format!(
-                "model.beta must be a finite number ≥ 0, got {}",
-                self.beta
-            ));
-        }
+        check_beta(self.beta)?;
         self.likelihood.validate()?;
         self.architecture.validate(None)
     }
@@ -78,11 +73,8 @@ impl Family for CvaeConfig {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            prior: true,
-            beta: Some(self.beta),
-            codebook: None,
             classes: Some(self.num_classes),
-            no_likelihood: None,
+            ..Capabilities::variational(self.beta)
         }
     }
 

@@ -25,6 +25,43 @@ pub struct Capabilities {
     pub no_likelihood: Option<&'static str>,
 }
 
+impl Capabilities {
+    /// A Gaussian-latent VAE: a prior to sample from, a KL weighted by `beta`, a likelihood
+    /// bound; no codebook, no classes.
+    pub fn variational(beta: f64) -> Self {
+        Self {
+            prior: true,
+            beta: Some(beta),
+            codebook: None,
+            classes: None,
+            no_likelihood: None,
+        }
+    }
+
+    /// A deterministic code: no prior, no KL, no codebook, no classes, and `why` p(x) is not
+    /// defined.
+    pub fn deterministic(why: &'static str) -> Self {
+        Self {
+            prior: false,
+            beta: None,
+            codebook: None,
+            classes: None,
+            no_likelihood: Some(why),
+        }
+    }
+}
+
+/// Checks a KL weight: finite and ≥ 0, else a message naming `model.beta`.
+pub fn check_beta(beta: f64) -> Result<(), String> {
+    if beta >= 0.0 && beta.is_finite() {
+        Ok(())
+    } else {
+        Err(format!(
+            "model.beta must be a finite number ≥ 0, got {beta}"
+        ))
+    }
+}
+
 /// A model family's config: its checks and its [`Capabilities`]. Every method is required,
 /// so a new family states each answer instead of inheriting one silently.
 pub trait Family {

@@ -14,7 +14,7 @@ use crate::nets::{downsampling_convs, upsampling_deconvs};
 use ae_core::{AeOutput, Autoencoder, DiagonalGaussian, ImageBatch, ImageShape, Likelihood};
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{Linear, LinearConfig};
-use crate::family::{Capabilities, Family};
+use crate::family::{Capabilities, Family, check_beta};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -100,12 +100,7 @@ impl Family for SkipVaeConfig {
         if self.channels.is_empty() || self.channels.contains(&0) {
             return Err("model.channels must list positive channel counts".into());
         }
-        if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return Err(format!(
-                "model.beta must be a finite number ≥ 0, got {}",
-                self.beta
-            ));
-        }
+        check_beta(self.beta)?;
         self.likelihood.validate()
     }
 
@@ -119,14 +114,11 @@ impl Family for SkipVaeConfig {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            prior: true,
-            beta: Some(self.beta),
-            codebook: None,
-            classes: None,
             no_likelihood: Some(
                 "the skip-VAE's decoder also sees x through its skips, so p(x|z) is not a \
                  likelihood of x given z",
             ),
+            ..Capabilities::variational(self.beta)
         }
     }
 

@@ -8,7 +8,7 @@
 //! [`VaeConfig::mnist_reference`] and `assets/configs/vae_mnist.toml`.
 use crate::nets::{Architecture, Decoder, Encoder};
 use ae_core::{AeOutput, Autoencoder, DiagonalGaussian, ImageBatch, ImageShape, Likelihood};
-use crate::family::{Capabilities, Family};
+use crate::family::{Capabilities, Family, check_beta};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -90,12 +90,7 @@ impl Family for VaeConfig {
         if self.latent_dim == 0 {
             return Err("model.latent_dim must be at least 1".into());
         }
-        if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return Err(format!(
-                "model.beta must be a finite number ≥ 0, got {}",
-                self.beta
-            ));
-        }
+        check_beta(self.beta)?;
         if let Some(v) = &self.prior_variances {
             if v.len() != self.latent_dim {
                 return Err(format!(
@@ -121,13 +116,7 @@ impl Family for VaeConfig {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            prior: true,
-            beta: Some(self.beta),
-            codebook: None,
-            classes: None,
-            no_likelihood: None,
-        }
+        Capabilities::variational(self.beta)
     }
 
     fn set_beta(&mut self, beta: f64) -> Result<(), String> {

@@ -139,11 +139,8 @@ impl Family for VqVaeConfig {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            prior: false,
-            beta: None,
             codebook: Some(self.codebook_size),
-            classes: None,
-            no_likelihood: Some("a VQ-VAE has discrete codes and no learnt prior over them"),
+            ..Capabilities::deterministic("a VQ-VAE has discrete codes and no learnt prior over them")
         }
     }
 

@@ -11,8 +11,9 @@
 //! inverse multiquadratic kernel k(a, b) = C / (C + ‖a − b‖²) summed over the scales
 //! C = 2 · d · s, s ∈ {0.1, 0.2, 0.5, 1, 2, 5, 10} of the paper's code (d: latent dimension).
 //! There is no posterior q(z|x): no KL, no β, no likelihood bound.
+use crate::ae::{Ae, AeConfig};
 use crate::family::{Capabilities, Family};
-use crate::nets::{Architecture, Decoder, Encoder};
+use crate::nets::Architecture;
 use ae_core::{AeOutput, Autoencoder, ImageBatch, ImageShape, Likelihood};
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -42,17 +43,19 @@ pub struct WaeConfig {
 }
 
 impl WaeConfig {
+    /// The autoencoder underneath: the same networks and reconstruction loss.
+    fn autoencoder(&self) -> AeConfig {
+        AeConfig {
+            latent_dim: self.latent_dim,
+            architecture: self.architecture.clone(),
+            likelihood: self.likelihood,
+        }
+    }
+
     /// Builds the model for images of `shape`.
     pub fn init(&self, shape: ImageShape, device: &Device) -> Wae {
         Wae {
-            encoder: self.architecture.encoder(shape, self.latent_dim, device),
-            decoder: self.architecture.decoder(
-                self.likelihood.param_shape(shape),
-                self.latent_dim,
-                device,
-            ),
-            likelihood: self.likelihood,
-            latent_dim: self.latent_dim,
+            ae: self.autoencoder().init(shape, device),
             lambda: self.lambda,
         }
     }
@@ -60,21 +63,17 @@ impl WaeConfig {
 
 impl Family for WaeConfig {
     fn validate(&self) -> Result<(), String> {
-        if self.latent_dim == 0 {
-            return Err("model.latent_dim must be at least 1".into());
-        }
         if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
             return Err(format!(
                 "model.lambda must be a finite number ≥ 0, got {}",
                 self.lambda
             ));
         }
-        self.likelihood.validate()?;
-        self.architecture.validate(None)
+        self.autoencoder().validate()
     }
 
     fn check_shape(&self, shape: ImageShape) -> Result<(), String> {
-        self.architecture.validate(Some(shape))
+        self.autoencoder().check_shape(shape)
     }
 
     fn latent_dim(&self) -> usize {
@@ -84,13 +83,10 @@ impl Family for WaeConfig {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             prior: true,
-            beta: None,
-            codebook: None,
-            classes: None,
-            no_likelihood: Some(
+            ..Capabilities::deterministic(
                 "a Wasserstein autoencoder's encoder is deterministic: there is no posterior \
                  q(z|x) to bound p(x) with",
-            ),
+            )
         }
     }
 
@@ -107,14 +103,10 @@ impl Family for WaeConfig {
     }
 }
 
-/// Wasserstein autoencoder (WAE-MMD).
+/// Wasserstein autoencoder (WAE-MMD): an [`Ae`] trained with the MMD penalty.
 #[derive(Module, Debug)]
 pub struct Wae {
-    encoder: Encoder,
-    decoder: Decoder,
-    #[module(skip)]
-    likelihood: Likelihood,
-    latent_dim: usize,
+    ae: Ae,
     lambda: f64,
 }
 
@@ -155,33 +147,32 @@ pub fn mmd_imq(z: Tensor<2>, p: Tensor<2>) -> Tensor<1> {
 
 impl Autoencoder for Wae {
     fn forward(&self, batch: ImageBatch) -> AeOutput {
-        let x = batch.images;
-        let z = self
-            .encoder
-            .forward(self.likelihood.encoder_input(x.clone())); // [batch, latent]
+        let mut out = self.ae.forward(batch);
+        let z = out.latent_mean.clone(); // [batch, latent]
         let prior = Tensor::random(z.dims(), Distribution::Normal(0.0, 1.0), &z.device());
-        let penalty = mmd_imq(z.clone(), prior) * self.lambda; // [1]
-        let params = self.decoder.forward(z.clone()); // [batch, k * c, h, w]
-        let mut out = AeOutput::deterministic(x, params, &self.likelihood, z);
-        out.loss = out.loss + penalty;
+        out.loss = out.loss + mmd_imq(z, prior) * self.lambda; // [batch] + [1]
         out
     }
 
-    fn encode(&self, images: Tensor<4>, _labels: Tensor<1, Int>) -> Tensor<2> {
-        self.encoder.forward(self.likelihood.encoder_input(images))
+    fn encode(&self, images: Tensor<4>, labels: Tensor<1, Int>) -> Tensor<2> {
+        self.ae.encode(images, labels)
     }
 
-    fn decode(&self, z: Tensor<2>, _labels: Tensor<1, Int>) -> Tensor<4> {
-        self.likelihood.mean(self.decoder.forward(z))
+    fn decode(&self, z: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<4> {
+        self.ae.decode(z, labels)
     }
 
     fn sample(&self, n: usize, device: &Device) -> Option<Tensor<4>> {
-        let z = Tensor::random([n, self.latent_dim], Distribution::Normal(0.0, 1.0), device);
+        let z = Tensor::random(
+            [n, self.ae.latent_dim()],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        );
         Some(self.decode(z, Tensor::zeros([n], device)))
     }
 
     fn latent_dim(&self) -> usize {
-        self.latent_dim
+        self.ae.latent_dim()
     }
 }
 
