@@ -1,6 +1,5 @@
-use super::{Diagnostic, EpochMetric};
+use super::{Diagnostic, EpochMetric, Label};
 use crate::{EpochTracker, HostBatch, StreamingMoments, active_units};
-use burn::train::metric::NumericAttributes;
 
 /// Active units over the epoch: streaming mean/variance of E[z|x] over every sample seen.
 #[derive(Clone, Debug)]
@@ -20,14 +19,8 @@ impl ActiveUnits {
 }
 
 impl Diagnostic for ActiveUnits {
-    const PRECISION: usize = 0;
-
-    fn name(&self) -> &'static str {
-        "Active units"
-    }
-
-    fn column(&self) -> &'static str {
-        "active_units"
+    fn label(&self) -> Label {
+        Label::new("Active units", "active_units", 0, true)
     }
 
     fn description(&self) -> Option<String> {
@@ -35,13 +28,6 @@ impl Diagnostic for ActiveUnits {
             "latent dims with Var_x E[z|x] > {} over the epoch",
             self.threshold
         ))
-    }
-
-    fn attributes(&self) -> NumericAttributes {
-        NumericAttributes {
-            unit: None,
-            higher_is_better: true,
-        }
     }
 
     fn update(&mut self, b: &HostBatch) {

@@ -1,6 +1,5 @@
-use super::{Diagnostic, EpochMetric};
+use super::{Diagnostic, EpochMetric, Label};
 use crate::{EpochTracker, HostBatch};
-use burn::train::metric::NumericAttributes;
 
 /// Which codebook-usage figure a [`CodebookMetric`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,21 +64,9 @@ impl CodebookUsage {
 }
 
 impl Diagnostic for CodebookUsage {
-    const PRECISION: usize = 1;
-
-    fn name(&self) -> &'static str {
-        self.figure.names().0
-    }
-
-    fn column(&self) -> &'static str {
-        self.figure.names().1
-    }
-
-    fn attributes(&self) -> NumericAttributes {
-        NumericAttributes {
-            unit: None,
-            higher_is_better: self.figure != CodebookFigure::DeadCodes,
-        }
+    fn label(&self) -> Label {
+        let (name, column) = self.figure.names();
+        Label::new(name, column, 1, self.figure != CodebookFigure::DeadCodes)
     }
 
     fn update(&mut self, b: &HostBatch) {

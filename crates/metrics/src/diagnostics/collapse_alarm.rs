@@ -1,7 +1,6 @@
 use super::collapsed_dims::KlAccumulator;
-use super::{Diagnostic, DiagnosticsConfig, EpochMetric};
+use super::{Diagnostic, DiagnosticsConfig, EpochMetric, Label};
 use crate::{EpochTracker, HostBatch, StreamingMoments, active_units, collapsed_dims};
-use burn::train::metric::NumericAttributes;
 
 /// Verdict of the posterior-collapse check for one epoch.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,25 +82,12 @@ impl CollapseAlarm {
 }
 
 impl Diagnostic for CollapseAlarm {
-    const PRECISION: usize = 0;
-
-    fn name(&self) -> &'static str {
-        "Collapse alarm"
-    }
-
-    fn column(&self) -> &'static str {
-        "posterior_collapse"
+    fn label(&self) -> Label {
+        Label::new("Collapse alarm", "posterior_collapse", 0, false)
     }
 
     fn description(&self) -> Option<String> {
         Some("1 when the posterior has collapsed (q(z|x) ≈ p(z), or no longer depends on x)".into())
-    }
-
-    fn attributes(&self) -> NumericAttributes {
-        NumericAttributes {
-            unit: None,
-            higher_is_better: false,
-        }
     }
 
     fn update(&mut self, b: &HostBatch) {

@@ -1,6 +1,5 @@
-use super::{Diagnostic, EpochMetric};
+use super::{Diagnostic, EpochMetric, Label};
 use crate::{EpochTracker, HostBatch, collapsed_dims};
-use burn::train::metric::NumericAttributes;
 
 /// Per-dimension KL accumulated over the epoch (shared by the collapse metrics).
 #[derive(Clone, Debug, Default)]
@@ -47,14 +46,8 @@ impl CollapsedDims {
 }
 
 impl Diagnostic for CollapsedDims {
-    const PRECISION: usize = 0;
-
-    fn name(&self) -> &'static str {
-        "Collapsed dims"
-    }
-
-    fn column(&self) -> &'static str {
-        "collapsed_dims"
+    fn label(&self) -> Label {
+        Label::new("Collapsed dims", "collapsed_dims", 0, false)
     }
 
     fn description(&self) -> Option<String> {
@@ -62,13 +55,6 @@ impl Diagnostic for CollapsedDims {
             "latent dims with epoch-mean KL < {} nats",
             self.threshold
         ))
-    }
-
-    fn attributes(&self) -> NumericAttributes {
-        NumericAttributes {
-            unit: None,
-            higher_is_better: false,
-        }
     }
 
     fn update(&mut self, b: &HostBatch) {
@@ -81,7 +67,7 @@ impl Diagnostic for CollapsedDims {
 
     /// Writes the count, then the per-dimension KL vector.
     fn record(&self, tracker: &EpochTracker, value: f64) {
-        tracker.record(self.column(), value);
+        tracker.record(self.label().column, value);
         tracker.record_kl_per_dim(self.kl.means());
     }
 

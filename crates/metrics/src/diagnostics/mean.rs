@@ -1,6 +1,5 @@
-use super::{Diagnostic, EpochMetric};
+use super::{Diagnostic, EpochMetric, Label};
 use crate::{EpochTracker, HostBatch};
-use burn::train::metric::NumericAttributes;
 
 /// A per-sample quantity averaged over the epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,28 +68,19 @@ impl EpochMean {
 }
 
 impl Diagnostic for EpochMean {
-    const PRECISION: usize = 3;
-
-    fn name(&self) -> &'static str {
-        self.quantity.metric_name()
-    }
-
-    fn column(&self) -> &'static str {
-        self.quantity.column()
+    fn label(&self) -> Label {
+        let q = self.quantity;
+        Label {
+            unit: Some("nats"),
+            ..Label::new(q.metric_name(), q.column(), 3, false)
+        }
     }
 
     fn description(&self) -> Option<String> {
         Some(format!(
             "{} in nats per sample (sum over pixels/dims, mean over samples)",
-            self.name()
+            self.quantity.metric_name()
         ))
-    }
-
-    fn attributes(&self) -> NumericAttributes {
-        NumericAttributes {
-            unit: Some("nats".into()),
-            higher_is_better: false,
-        }
     }
 
     fn update(&mut self, b: &HostBatch) {

@@ -79,25 +79,50 @@ impl Adaptor<DiagnosticsInput> for AeItem {
     }
 }
 
+/// How a [`Diagnostic`] is named and shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label {
+    /// Metric name in the dashboard.
+    pub name: &'static str,
+    /// Column name in `metrics.csv` and `summary.json`.
+    pub column: &'static str,
+    /// Decimals of the value in the dashboard text.
+    pub precision: usize,
+    /// Whether larger values are better.
+    pub higher_is_better: bool,
+    /// Unit of the value, if any.
+    pub unit: Option<&'static str>,
+}
+
+impl Label {
+    /// A label with no unit: `name` in the dashboard, `column` in the epoch log, `precision`
+    /// decimals in the dashboard text, and whether larger values are better.
+    pub const fn new(
+        name: &'static str,
+        column: &'static str,
+        precision: usize,
+        higher_is_better: bool,
+    ) -> Self {
+        Self {
+            name,
+            column,
+            precision,
+            higher_is_better,
+            unit: None,
+        }
+    }
+}
+
 /// One diagnostic accumulated over an epoch: the part of a metric that differs from the
 /// others. [`EpochMetric`] turns it into a burn-train metric.
 pub trait Diagnostic: Clone + Send + Sync {
-    /// Decimals of the value in the dashboard text.
-    const PRECISION: usize;
-
-    /// Metric name in the dashboard.
-    fn name(&self) -> &'static str;
-
-    /// Column name in `metrics.csv` and `summary.json`.
-    fn column(&self) -> &'static str;
+    /// Name, column, precision, direction and unit.
+    fn label(&self) -> Label;
 
     /// Short description for the dashboard, if any.
     fn description(&self) -> Option<String> {
         None
     }
-
-    /// Unit and direction of the value.
-    fn attributes(&self) -> NumericAttributes;
 
     /// Adds one batch to the epoch.
     fn update(&mut self, batch: &HostBatch);
@@ -113,7 +138,7 @@ pub trait Diagnostic: Clone + Send + Sync {
 
     /// Dashboard text: `epoch E` at the end of the epoch, `epoch E - batch B` before.
     fn text(&self, batch: f64, epoch: f64, final_entry: bool) -> String {
-        let p = Self::PRECISION;
+        let p = self.label().precision;
         if final_entry {
             format!("epoch {epoch:.p$}")
         } else {
@@ -121,9 +146,9 @@ pub trait Diagnostic: Clone + Send + Sync {
         }
     }
 
-    /// Writes the epoch `value` through `tracker` (by default under [`column`](Self::column)).
+    /// Writes the epoch `value` through `tracker` (by default under the label's column).
     fn record(&self, tracker: &EpochTracker, value: f64) {
-        tracker.record(self.column(), value);
+        tracker.record(self.label().column, value);
     }
 
     /// Forgets the epoch.
@@ -144,7 +169,7 @@ impl<D: Diagnostic> EpochMetric<D> {
     /// The metric of `diagnostic`, writing its epoch values through `tracker`.
     pub fn of(diagnostic: D, tracker: EpochTracker) -> Self {
         Self {
-            name: Arc::new(diagnostic.name().to_string()),
+            name: Arc::new(diagnostic.label().name.to_string()),
             diagnostic,
             tracker,
         }
@@ -175,7 +200,12 @@ impl<D: Diagnostic> Metric for EpochMetric<D> {
     }
 
     fn attributes(&self) -> MetricAttributes {
-        self.diagnostic.attributes().into()
+        let label = self.diagnostic.label();
+        NumericAttributes {
+            unit: label.unit.map(Into::into),
+            higher_is_better: label.higher_is_better,
+        }
+        .into()
     }
 
     fn update(

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{EpochLog, SplitKind};
+use crate::{EpochLog, EpochRow, SplitKind};
 use burn::data::dataloader::Progress;
 
 fn meta() -> MetricMetadata {
@@ -39,8 +39,7 @@ fn synthetic(batch: usize, offset: usize) -> DiagnosticsInput {
 #[test]
 fn active_units_find_the_informative_dims_over_the_epoch() {
     let log = EpochLog::default();
-    let mut m =
-        ActiveUnitsMetric::new(0.01, EpochTracker::new(log.clone(), SplitKind::Valid, 1));
+    let mut m = ActiveUnitsMetric::new(0.01, EpochTracker::new(log.clone(), SplitKind::Valid, 1));
     // Batches of 1: a per-batch variance would be 0 everywhere; the epoch variance is not.
     for i in 0..20 {
         m.update(&synthetic(1, i), &meta()).unwrap();
@@ -55,8 +54,7 @@ fn active_units_find_the_informative_dims_over_the_epoch() {
 #[test]
 fn collapsed_dims_and_kl_per_dim_are_recorded() {
     let log = EpochLog::default();
-    let mut m =
-        CollapsedDimsMetric::new(0.01, EpochTracker::new(log.clone(), SplitKind::Train, 4));
+    let mut m = CollapsedDimsMetric::new(0.01, EpochTracker::new(log.clone(), SplitKind::Train, 4));
     m.update(&synthetic(10, 0), &meta()).unwrap();
     m.compute().unwrap();
     let row = log.last(SplitKind::Train).unwrap();
@@ -82,8 +80,7 @@ fn alarm_fires_on_forced_collapse_only() {
     );
 
     let log = EpochLog::default();
-    let mut m =
-        CollapseAlarmMetric::new(cfg, EpochTracker::new(log.clone(), SplitKind::Valid, 1));
+    let mut m = CollapseAlarmMetric::new(cfg, EpochTracker::new(log.clone(), SplitKind::Valid, 1));
     let mut collapsed = synthetic(8, 0);
     let b = Arc::make_mut(&mut collapsed.0);
     b.kl_per_dim.iter_mut().for_each(|k| *k = 1e-4);
@@ -138,4 +135,100 @@ impl CollapseAlarmMetric {
         self.update(input, &meta()).unwrap();
         self.compute().unwrap()
     }
+}
+
+/// A toy diagnostic: the number of samples seen, with the size of the last batch as its
+/// batch value.
+#[derive(Clone, Default)]
+struct Samples {
+    seen: usize,
+    last: usize,
+}
+
+impl Diagnostic for Samples {
+    fn label(&self) -> Label {
+        Label::new("Samples", "samples", 2, true)
+    }
+
+    fn update(&mut self, batch: &HostBatch) {
+        self.seen += batch.batch;
+        self.last = batch.batch;
+    }
+
+    fn value(&self) -> f64 {
+        self.seen as f64
+    }
+
+    fn batch_value(&self) -> f64 {
+        self.last as f64
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+#[test]
+fn epoch_metric_formats_records_and_advances_the_epoch() {
+    let log = EpochLog::default();
+    let mut m = EpochMetric::of(
+        Samples::default(),
+        EpochTracker::new(log.clone(), SplitKind::Train, 3),
+    );
+    assert_eq!(*m.name(), "Samples");
+    m.update(&synthetic(4, 0), &meta()).unwrap();
+    let e = m.update(&synthetic(3, 0), &meta()).unwrap();
+    assert_eq!(e.formatted, "epoch 7.00 - batch 3.00");
+    assert_eq!(e.serialized, NumericEntry::Value(3.0).serialize());
+    assert_eq!(m.value().unwrap().serialize(), "3");
+    assert_eq!(m.running_value().unwrap().serialize(), "7");
+    let e = m.compute().unwrap();
+    assert_eq!(e.formatted, "epoch 7.00");
+    assert_eq!(e.serialized, NumericEntry::Final(7.0).serialize());
+    m.clear();
+    m.update(&synthetic(2, 0), &meta()).unwrap();
+    m.compute().unwrap();
+    let rows = log.rows();
+    assert_eq!(rows[&(3, SplitKind::Train)].values["samples"], 7.0);
+    assert_eq!(rows[&(4, SplitKind::Train)].values["samples"], 2.0);
+}
+
+#[test]
+fn codebook_clear_keeps_the_codebook_size() {
+    let log = EpochLog::default();
+    let mut m = CodebookMetric::new(
+        CodebookFigure::DeadCodes,
+        EpochTracker::new(log.clone(), SplitKind::Valid, 1),
+    );
+    let mut b = synthetic(3, 0);
+    let h = Arc::make_mut(&mut b.0);
+    h.codes = vec![0, 1, 1];
+    h.codebook_size = 4;
+    let e = m.update(&b, &meta()).unwrap();
+    assert_eq!(e.formatted, "epoch 2.0 - batch 2.0");
+    m.compute().unwrap();
+    m.clear();
+    // An epoch without a batch: every code of the known codebook is dead.
+    assert_eq!(m.compute().unwrap().formatted, "epoch 4.0");
+    assert_eq!(
+        log.last(SplitKind::Valid).unwrap(),
+        EpochRow {
+            epoch: 2,
+            values: [("dead_codes".to_string(), 4.0)].into(),
+            kl_per_dim: Vec::new(),
+        }
+    );
+}
+
+#[test]
+fn alarm_text_is_the_verdict_reason() {
+    let log = EpochLog::default();
+    let mut m = CollapseAlarmMetric::new(
+        DiagnosticsConfig::default(),
+        EpochTracker::new(log, SplitKind::Train, 1),
+    );
+    let e = m.update(&synthetic(10, 0), &meta()).unwrap();
+    assert!(e.formatted.starts_with("ok: KL "), "{}", e.formatted);
+    assert_eq!(e.serialized, NumericEntry::Value(0.0).serialize());
+    assert_eq!(m.final_value().serialize(), "0,final");
 }
