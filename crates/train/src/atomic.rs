@@ -75,7 +75,11 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("results.csv"), "{err}");
         assert_eq!(std::fs::read(&p).unwrap(), b"old,complete\n");
-        assert_eq!(names(dir.path()), vec!["results.csv"], "temporary file left behind");
+        assert_eq!(
+            names(dir.path()),
+            vec!["results.csv"],
+            "temporary file left behind"
+        );
     }
 
     #[test]

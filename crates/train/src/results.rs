@@ -408,7 +408,10 @@ mod tests {
             "epoch,split,loss,recon,kl,beta_loss,active_units,collapsed_dims,\
              posterior_collapse,kl_dim_0,kl_dim_1"
         );
-        assert_eq!(text.lines().nth(1).unwrap(), "1,train,3.5,,0.1,,,,,0.05,0.05");
+        assert_eq!(
+            text.lines().nth(1).unwrap(),
+            "1,train,3.5,,0.1,,,,,0.05,0.05"
+        );
         assert!(text.ends_with('\n') && !text.contains('\r'));
         let back = parse_metrics_csv(&text, 1);
         assert_eq!(back.len(), 2);

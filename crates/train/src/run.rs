@@ -25,11 +25,11 @@ use crate::{
 };
 use ae_core::Autoencoder;
 use ae_data::ImageDataset;
-use ae_models::Model;
 use ae_metrics::{
     ActiveUnitsMetric, AeItem, CodebookFigure, CodebookMetric, CollapseAlarmMetric,
     CollapsedDimsMetric, EpochLog, EpochRow, EpochTracker, MeanMetric, Quantity, SplitKind,
 };
+use ae_models::Model;
 use anyhow::{Context, bail};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
@@ -461,13 +461,7 @@ impl Run {
 
     /// burn-train's supervised training: loaders, atomic checkpoints, metrics, display, and
     /// the checkpoint to resume from. `ad` is the autodiff device.
-    fn training(
-        &self,
-        data: &RunData,
-        ad: &Device,
-        log: &EpochLog,
-        opts: &RunOptions,
-    ) -> Training {
+    fn training(&self, data: &RunData, ad: &Device, log: &EpochLog, opts: &RunOptions) -> Training {
         let (cfg, dir) = (&self.cfg, &self.dir);
         let first_epoch = self.first_epoch();
         let loader = |data: &ImageDataset, split, device: &Device| {

@@ -121,7 +121,10 @@ mod tests {
         let failed = run_jobs(jobs, 2, |f| ended.push((f.index, f.done))).unwrap();
         assert!(failed.is_empty());
         ended.sort();
-        assert_eq!(ended.iter().map(|e| e.0).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+        assert_eq!(
+            ended.iter().map(|e| e.0).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
         let mut dones: Vec<usize> = ended.iter().map(|e| e.1).collect();
         dones.sort();
         assert_eq!(dones, [1, 2, 3, 4, 5]);

@@ -652,7 +652,7 @@ mod tests {
         };
         s.base.model = ModelConfig::Ae(ae_models::ae::AeConfig {
             latent_dim: v.latent_dim,
-            architecture: v.architecture,
+            architecture: v.architecture.clone(),
             likelihood: v.likelihood,
         });
         let e = s.validate().unwrap_err().to_string();

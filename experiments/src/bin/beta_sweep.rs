@@ -133,10 +133,12 @@ fn load_sweep(args: &Args) -> anyhow::Result<(SweepConfig, PathBuf)> {
 /// The command that trains point `p` of the sweep in `dir`: this binary in worker mode.
 fn worker(exe: &Path, dir: &Path, p: SweepPoint) -> Command {
     let mut command = Command::new(exe);
-    command
-        .arg("--worker")
-        .arg(dir)
-        .args(["--beta", &p.beta.to_string(), "--seed", &p.seed.to_string()]);
+    command.arg("--worker").arg(dir).args([
+        "--beta",
+        &p.beta.to_string(),
+        "--seed",
+        &p.seed.to_string(),
+    ]);
     command
 }
 
