@@ -14,7 +14,7 @@
 //! - [`plots`]: the sweep's figures, drawn from any slice of [`results::ResultRow`]s.
 //! - [`evaluation`]: `evaluate` on a run folder (`eval.json`, `eval.md`).
 //! - [`optim`]: Adam, fused into one parallel pass per parameter on CPU backends.
-//! - [`bench`]: the training-throughput benchmark behind the `bench` binary.
+//! - [`mod@bench`]: the training-throughput benchmark behind the `bench` binary.
 //!
 //! **Invariant:** this is the only crate that knows the run-folder layout.
 #![warn(missing_docs)]

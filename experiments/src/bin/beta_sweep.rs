@@ -45,6 +45,8 @@ struct Args {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Backend: flex, ndarray, wgpu[:N], cuda[:N].
+    // The brackets are `--help` text, not links (escaping them would show in `--help`).
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long)]
     device: Option<String>,
     /// Root of the output folders.
