@@ -8,9 +8,13 @@
 //!   resumed run is bit-identical to an uninterrupted one.
 //! - [`checkpoint`]: atomic checkpoints and the choice of the one to resume from.
 //! - [`lock`]: one process per run or sweep folder.
+//! - [`results`]: the results tables (`metrics.csv`, `results.csv`, `results.md`), their rows,
+//!   writers and readers.
+//! - [`sweep`]: the β sweep (`beta_sweep`); [`scheduler`]: the process pool behind `--jobs N`.
+//! - [`plots`]: the sweep's figures, drawn from any slice of [`results::ResultRow`]s.
 //! - [`evaluation`]: `evaluate` on a run folder (`eval.json`, `eval.md`).
 //! - [`optim`]: Adam, fused into one parallel pass per parameter on CPU backends.
-//! - [`bench`]: the training-throughput benchmark behind the `bench` binary.
+//! - [`mod@bench`]: the training-throughput benchmark behind the `bench` binary.
 //!
 //! **Invariant:** this is the only crate that knows the run-folder layout.
 #![warn(missing_docs)]
@@ -27,8 +31,10 @@ pub mod lock;
 pub mod optim;
 pub mod plots;
 mod renderer;
+pub mod results;
 pub mod run;
 mod schedule;
+pub mod scheduler;
 pub mod sweep;
 pub mod threads;
 mod trainable;

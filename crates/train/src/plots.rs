@@ -1,5 +1,6 @@
-//! Sweep figures, drawn with `plotters` into PNGs (font: DejaVu Sans, embedded).
-use crate::sweep::ResultRow;
+//! Sweep figures, drawn with `plotters` into PNGs (font: DejaVu Sans, embedded), from any
+//! table of [`ResultRow`]s.
+use crate::results::ResultRow;
 use crate::write_atomic;
 use plotters::prelude::*;
 use plotters::style::FontStyle;

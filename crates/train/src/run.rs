@@ -19,6 +19,7 @@
 //! same files, byte for byte, as an uninterrupted one (see [`crate::loader`]).
 use crate::checkpoint::AtomicCheckpointer;
 use crate::loader::{EpochLoader, Split};
+use crate::results::{CODEBOOK_COLUMNS, metrics_csv, parse_metrics_csv};
 use crate::{
     ExperimentConfig, PlainRenderer, Trainable, device, save_grid, save_traversal, write_atomic,
 };
@@ -28,6 +29,7 @@ use ae_metrics::{
     ActiveUnitsMetric, AeItem, CodebookFigure, CodebookMetric, CollapseAlarmMetric,
     CollapsedDimsMetric, EpochLog, EpochRow, EpochTracker, MeanMetric, Quantity, SplitKind,
 };
+use ae_models::Model;
 use anyhow::{Context, bail};
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
@@ -108,120 +110,19 @@ fn install_ctrl_c() {
 
 /// The current UTC time as `YYYYmmdd-HHMMSS` (run and sweep ids).
 pub fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = time::OffsetDateTime::now_utc();
     format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
 pub use crate::checkpoint::last_checkpoint;
-
-const COLUMNS: [&str; 7] = [
-    "loss",
-    "recon",
-    "kl",
-    "beta_loss",
-    "active_units",
-    "collapsed_dims",
-    "posterior_collapse",
-];
-/// Extra columns of VQ models.
-const CODEBOOK_COLUMNS: [&str; 3] = ["perplexity", "codes_used", "dead_codes"];
-
-/// Renders the epoch log as `metrics.csv`.
-pub fn metrics_csv(
-    rows: &BTreeMap<(usize, SplitKind), EpochRow>,
-    latent: usize,
-    codebook: bool,
-) -> String {
-    let columns: Vec<&str> = COLUMNS
-        .iter()
-        .chain(if codebook { &CODEBOOK_COLUMNS[..] } else { &[] })
-        .copied()
-        .collect();
-    // A VQ model has no KL, so no per-dimension KL columns.
-    let latent = if codebook { 0 } else { latent };
-    let mut s = String::from("epoch,split");
-    for c in &columns {
-        s.push(',');
-        s.push_str(c);
-    }
-    for j in 0..latent {
-        s.push_str(&format!(",kl_dim_{j}"));
-    }
-    s.push('\n');
-    for ((epoch, split), row) in rows {
-        s.push_str(&format!("{epoch},{}", split.as_str()));
-        for c in &columns {
-            s.push(',');
-            if let Some(v) = row.values.get(*c) {
-                s.push_str(&v.to_string());
-            }
-        }
-        for j in 0..latent {
-            s.push(',');
-            if let Some(v) = row.kl_per_dim.get(j) {
-                s.push_str(&v.to_string());
-            }
-        }
-        s.push('\n');
-    }
-    s
-}
-
-/// Parses `metrics.csv` back (rows up to and including `max_epoch`), for resumed runs.
-pub fn parse_metrics_csv(text: &str, max_epoch: usize) -> BTreeMap<(usize, SplitKind), EpochRow> {
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let mut rows = BTreeMap::new();
-    for line in lines {
-        let f: Vec<&str> = line.split(',').collect();
-        let (Some(epoch), Some(split)) =
-            (f.first().and_then(|e| e.parse::<usize>().ok()), f.get(1))
-        else {
-            continue;
-        };
-        let split = match *split {
-            "train" => SplitKind::Train,
-            "valid" => SplitKind::Valid,
-            _ => continue,
-        };
-        if epoch > max_epoch {
-            continue;
-        }
-        let mut row = EpochRow {
-            epoch,
-            ..Default::default()
-        };
-        for (name, v) in header.iter().zip(&f).skip(2) {
-            let Ok(v) = v.parse::<f64>() else { continue };
-            if name.starts_with("kl_dim_") {
-                row.kl_per_dim.push(v);
-            } else {
-                row.values.insert(name.to_string(), v);
-            }
-        }
-        rows.insert((epoch, split), row);
-    }
-    rows
-}
 
 type Training = SupervisedTraining<Trainable>;
 
@@ -253,7 +154,7 @@ fn register_metrics(
         ] {
             st = add(st, split, MeanMetric::new(q, t()));
         }
-        if !is_vq(cfg) {
+        if !has_codebook(cfg) {
             // Active units read a posterior mean; a VQ code map has none (see Codes used).
             st = add(
                 st,
@@ -261,7 +162,7 @@ fn register_metrics(
                 ActiveUnitsMetric::new(cfg.diagnostics.active_unit_threshold, t()),
             );
         }
-        if is_vq(cfg) {
+        if has_codebook(cfg) {
             for f in [
                 CodebookFigure::Perplexity,
                 CodebookFigure::CodesUsed,
@@ -286,7 +187,7 @@ fn register_metrics(
     st
 }
 
-fn is_vq(cfg: &ExperimentConfig) -> bool {
+fn has_codebook(cfg: &ExperimentConfig) -> bool {
     cfg.model.capabilities().codebook.is_some()
 }
 
@@ -420,112 +321,258 @@ fn write_timing(
     Ok(())
 }
 
+/// Trains a run whose config is resolved (device and version set) into `dir`, from the
+/// start or, with `checkpoint`, from that epoch's checkpoint. The stages in order: load the
+/// data, open the run folder, learn, save the artefacts, summarise, report.
 fn execute(
     cfg: ExperimentConfig,
     dir: PathBuf,
     checkpoint: Option<usize>,
     opts: &RunOptions,
 ) -> anyhow::Result<RunOutcome> {
-    let device_name = cfg.device.clone().expect("resolved above");
-    let device = device::parse(&device_name)?;
-    let shape = cfg.data.shape();
-    let (train_ds, valid_ds) = cfg.data.load().context("cannot load the dataset")?;
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create run folder {}", dir.display()))?;
-    let _lock = crate::lock::FolderLock::acquire(&dir, "run")?;
-    write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
-    println!(
-        "run folder: {}\n  {} on {} ({} train / {} valid images), {} epochs, seed {}, device {device_name}",
-        dir.display(),
-        cfg.model.family(),
-        cfg.data.name(),
-        train_ds.len(),
-        valid_ds.len(),
-        cfg.epochs,
-        cfg.seed
-    );
+    let run = Run::new(cfg, dir, checkpoint)?;
+    let data = run.load_data()?;
+    let _lock = run.open_folder(&data)?;
+    let Some(learned) = run.learn(&data, opts)? else {
+        return Ok(RunOutcome {
+            dir: run.dir,
+            summary: None,
+            interrupted: true,
+        });
+    };
+    run.save_artefacts(&learned, &data.valid)?;
+    let summary = run.summary(&learned, &data);
+    run.write_summary(&learned, &data, &summary)?;
+    run.report(&learned);
+    Ok(RunOutcome {
+        dir: run.dir,
+        summary: Some(summary),
+        interrupted: false,
+    })
+}
 
-    // Seed before anything random: the initial weights. Shuffling and noise are reseeded at
-    // the start of every epoch from (seed, epoch) by the loaders, so that a resumed run sees
-    // exactly the batches and noise of the uninterrupted one.
-    device.seed(cfg.seed);
-    let ad = device.clone().autodiff();
-    let steps_per_epoch = train_ds.len().div_ceil(cfg.batch_size);
-    let first_epoch = checkpoint.map_or(1, |n| n + 1);
-    let loader = |data: &ImageDataset, split, device: &Device| {
-        EpochLoader::new(
-            data.clone(),
-            cfg.data.batcher(),
-            cfg.batch_size,
-            cfg.num_workers,
-            split,
-            cfg.seed,
-            first_epoch,
+/// A run being trained: what every stage of [`execute`] reads.
+struct Run {
+    cfg: ExperimentConfig,
+    dir: PathBuf,
+    device: Device,
+    /// The device as named in `config.toml`.
+    device_name: String,
+    /// Epoch of the checkpoint resumed from (None: a fresh run).
+    checkpoint: Option<usize>,
+}
+
+/// The data stage's output.
+struct RunData {
+    train: ImageDataset,
+    valid: ImageDataset,
+}
+
+/// The learner stage's output: a finished training.
+struct Learned {
+    /// The trained model.
+    model: Model,
+    /// Every epoch's metrics (also in `metrics.csv`).
+    log: EpochLog,
+    /// The last epoch trained.
+    completed: usize,
+    /// Wall time of this session's training, seconds.
+    seconds: f64,
+}
+
+impl Learned {
+    /// The last validation row.
+    fn valid(&self) -> EpochRow {
+        self.log.last(SplitKind::Valid).unwrap_or_default()
+    }
+
+    /// The validation figure `k` of the last epoch.
+    fn valid_figure(&self, k: &str) -> Option<f64> {
+        self.valid().values.get(k).copied()
+    }
+}
+
+impl Run {
+    fn new(cfg: ExperimentConfig, dir: PathBuf, checkpoint: Option<usize>) -> anyhow::Result<Self> {
+        let device_name = cfg.device.clone().expect("resolved above");
+        let device = device::parse(&device_name)?;
+        Ok(Self {
+            cfg,
+            dir,
             device,
+            device_name,
+            checkpoint,
+        })
+    }
+
+    /// The first epoch this session trains.
+    fn first_epoch(&self) -> usize {
+        self.checkpoint.map_or(1, |n| n + 1)
+    }
+
+    /// Data stage: the training and validation sets.
+    fn load_data(&self) -> anyhow::Result<RunData> {
+        let (train, valid) = self.cfg.data.load().context("cannot load the dataset")?;
+        Ok(RunData { train, valid })
+    }
+
+    /// Creates and locks the run folder, writes `config.toml`, says what is about to run.
+    fn open_folder(&self, data: &RunData) -> anyhow::Result<crate::lock::FolderLock> {
+        let (cfg, dir) = (&self.cfg, &self.dir);
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create run folder {}", dir.display()))?;
+        let lock = crate::lock::FolderLock::acquire(dir, "run")?;
+        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        println!(
+            "run folder: {}\n  {} on {} ({} train / {} valid images), {} epochs, seed {}, device {}",
+            dir.display(),
+            cfg.model.family(),
+            cfg.data.name(),
+            data.train.len(),
+            data.valid.len(),
+            cfg.epochs,
+            cfg.seed,
+            self.device_name
+        );
+        Ok(lock)
+    }
+
+    /// The epoch log: the rows of `metrics.csv` up to the checkpoint resumed from, and a sink
+    /// that rewrites `metrics.csv` after every epoch.
+    fn epoch_log(&self) -> EpochLog {
+        let latent = self.cfg.model.latent_dim();
+        let codebook = has_codebook(&self.cfg);
+        let csv_path = self.dir.join("metrics.csv");
+        let previous = match (self.checkpoint, std::fs::read_to_string(&csv_path)) {
+            (Some(n), Ok(text)) => parse_metrics_csv(&text, n),
+            _ => BTreeMap::new(),
+        };
+        EpochLog::new(
+            previous,
+            Some(Box::new(move |rows| {
+                if let Err(e) =
+                    write_atomic(&csv_path, metrics_csv(rows, latent, codebook).as_bytes())
+                {
+                    eprintln!("warning: cannot write metrics.csv: {e}");
+                }
+            })),
         )
-    };
-    let train_loader = loader(&train_ds, Split::Train, &ad);
-    let valid_loader = loader(&valid_ds, Split::Valid, &device);
+    }
 
-    let latent = cfg.model.latent_dim();
-    let codebook = is_vq(&cfg);
-    let csv_path = dir.join("metrics.csv");
-    let previous = match (checkpoint, std::fs::read_to_string(&csv_path)) {
-        (Some(n), Ok(text)) => parse_metrics_csv(&text, n),
-        _ => BTreeMap::new(),
-    };
-    let log = EpochLog::new(
-        previous,
-        Some(Box::new(move |rows| {
-            if let Err(e) = write_atomic(&csv_path, metrics_csv(rows, latent, codebook).as_bytes())
-            {
-                eprintln!("warning: cannot write metrics.csv: {e}");
-            }
-        })),
-    );
-    let checkpoints = dir.join("checkpoint");
-    let mut training =
-        SupervisedTraining::new(&dir, Arc::new(train_loader), Arc::new(valid_loader))
-            .num_epochs(cfg.epochs)
-            .with_custom_checkpointers(
-                AtomicCheckpointer::new(&checkpoints, "model"),
-                AtomicCheckpointer::new(&checkpoints, "optim"),
-                AtomicCheckpointer::new(&checkpoints, "scheduler"),
+    /// burn-train's supervised training: loaders, atomic checkpoints, metrics, display, and
+    /// the checkpoint to resume from. `ad` is the autodiff device.
+    fn training(&self, data: &RunData, ad: &Device, log: &EpochLog, opts: &RunOptions) -> Training {
+        let (cfg, dir) = (&self.cfg, &self.dir);
+        let first_epoch = self.first_epoch();
+        let loader = |data: &ImageDataset, split, device: &Device| {
+            EpochLoader::new(
+                data.clone(),
+                cfg.data.batcher(),
+                cfg.batch_size,
+                cfg.num_workers,
+                split,
+                cfg.seed,
+                first_epoch,
+                device,
             )
-            .with_checkpointing_strategy(KeepLastNCheckpoints::new(2));
-    training = register_metrics(training, &cfg, &log, first_epoch);
-    let tui = opts.display == Display::Auto && std::io::stdout().is_terminal();
-    if !tui {
-        training = training.renderer(Box::new(PlainRenderer::new(cfg.name.clone())));
+        };
+        let train_loader = loader(&data.train, Split::Train, ad);
+        let valid_loader = loader(&data.valid, Split::Valid, &self.device);
+        let checkpoints = dir.join("checkpoint");
+        let mut training =
+            SupervisedTraining::new(dir, Arc::new(train_loader), Arc::new(valid_loader))
+                .num_epochs(cfg.epochs)
+                .with_custom_checkpointers(
+                    AtomicCheckpointer::new(&checkpoints, "model"),
+                    AtomicCheckpointer::new(&checkpoints, "optim"),
+                    AtomicCheckpointer::new(&checkpoints, "scheduler"),
+                )
+                .with_checkpointing_strategy(KeepLastNCheckpoints::new(2));
+        training = register_metrics(training, cfg, log, first_epoch);
+        let tui = opts.display == Display::Auto && std::io::stdout().is_terminal();
+        if !tui {
+            training = training.renderer(Box::new(PlainRenderer::new(cfg.name.clone())));
+        }
+        if let Some(n) = self.checkpoint {
+            println!("resuming from the checkpoint of epoch {n}");
+            training = training.checkpoint(n);
+        }
+        training
     }
-    if let Some(n) = checkpoint {
-        println!("resuming from the checkpoint of epoch {n}");
-        training = training.checkpoint(n);
+
+    /// Learner stage: trains from the initial weights (or the checkpoint). None when the run
+    /// was interrupted (resumable); an error when training failed or diverged.
+    fn learn(&self, data: &RunData, opts: &RunOptions) -> anyhow::Result<Option<Learned>> {
+        let cfg = &self.cfg;
+        // Seed before anything random: the initial weights. Shuffling and noise are reseeded
+        // at the start of every epoch from (seed, epoch) by the loaders, so that a resumed run
+        // sees exactly the batches and noise of the uninterrupted one.
+        self.device.seed(cfg.seed);
+        let ad = self.device.clone().autodiff();
+        let steps_per_epoch = data.train.len().div_ceil(cfg.batch_size);
+        let log = self.epoch_log();
+        let training = self.training(data, &ad, &log, opts);
+        install_ctrl_c();
+        *CURRENT.lock().expect("ctrl-c slot") = Some(training.interrupter());
+
+        let model = Trainable::new(
+            cfg.model.init(cfg.data.shape(), &ad),
+            cfg.kl_schedule,
+            cfg.kl_penalty,
+            self.checkpoint.unwrap_or(0) * steps_per_epoch,
+            steps_per_epoch,
+        )
+        .stop_on_fault(training.interrupter());
+        let fault = model.fault_watch();
+
+        let started = Instant::now();
+        let learner = Learner::new(
+            model,
+            crate::optim::optimizer(&cfg.optimizer, &self.device_name),
+            cfg.optimizer.lr,
+        );
+        let result = training.launch(learner);
+        let seconds = started.elapsed().as_secs_f64();
+        *CURRENT.lock().expect("ctrl-c slot") = None;
+        if let Some(f) = fault.fault() {
+            return Err(self.fault_error(f));
+        }
+        if let Some(err) = result.error {
+            bail!("training failed: {err}");
+        }
+        let completed = log.last(SplitKind::Valid).map_or(0, |r| r.epoch);
+        if let Some(bad) = log
+            .rows()
+            .values()
+            .find(|r| r.values.get("loss").is_some_and(|v| !v.is_finite()))
+        {
+            bail!(
+                "training diverged: the loss is not finite at epoch {} (see {}/metrics.csv); lower \
+                 optimizer.lr, set optimizer.grad_clip_norm, or check the likelihood against the data",
+                bad.epoch,
+                self.dir.display()
+            );
+        }
+        if result.interrupted.is_some() || completed < cfg.epochs {
+            println!(
+                "interrupted after epoch {}; continue with: train --resume {}",
+                last_checkpoint(&self.dir).unwrap_or(0),
+                self.dir.display()
+            );
+            return Ok(None);
+        }
+        Ok(Some(Learned {
+            model: result.model.model,
+            log,
+            completed,
+            seconds,
+        }))
     }
-    install_ctrl_c();
-    *CURRENT.lock().expect("ctrl-c slot") = Some(training.interrupter());
 
-    let model = Trainable::new(
-        cfg.model.init(shape, &ad),
-        cfg.kl_schedule,
-        cfg.kl_penalty,
-        checkpoint.unwrap_or(0) * steps_per_epoch,
-        steps_per_epoch,
-    )
-    .stop_on_fault(training.interrupter());
-    let fault = model.fault_watch();
-
-    let started = Instant::now();
-    let learner = Learner::new(
-        model,
-        crate::optim::optimizer(&cfg.optimizer, &device_name),
-        cfg.optimizer.lr,
-    );
-    let result = training.launch(learner);
-    let train_seconds = started.elapsed().as_secs_f64();
-    *CURRENT.lock().expect("ctrl-c slot") = None;
-    if let Some(f) = fault.fault() {
-        let kept = match last_checkpoint(&dir) {
+    /// The error for a non-finite loss or gradient met in training, with what to do next.
+    fn fault_error(&self, f: crate::NumericalFault) -> anyhow::Error {
+        let dir = &self.dir;
+        let kept = match last_checkpoint(dir) {
             Some(n) => format!(
                 "the last good checkpoint (epoch {n}) is kept: fix config.toml in the run folder, \
                  then train --resume {}",
@@ -533,155 +580,173 @@ fn execute(
             ),
             None => "there is no checkpoint yet (the fault came in the first epoch)".into(),
         };
-        bail!(
+        anyhow::anyhow!(
             "training stopped at a non-finite value, {f}. Nothing of this epoch was saved; \
              {kept}. Usual remedies: lower optimizer.lr (now {}), set optimizer.grad_clip_norm \
              (e.g. 1.0), check the likelihood against the data (Bernoulli needs pixels in \
              [0, 1], Poisson and negative binomial need counts)",
-            cfg.optimizer.lr
-        );
+            self.cfg.optimizer.lr
+        )
     }
-    if let Some(err) = result.error {
-        bail!("training failed: {err}");
+
+    /// Artefacts stage: `model.bpk` and the figures (reconstructions, samples, traversal).
+    fn save_artefacts(&self, learned: &Learned, valid_ds: &ImageDataset) -> anyhow::Result<()> {
+        let (cfg, dir, device) = (&self.cfg, &self.dir, &self.device);
+        let model = &learned.model;
+        let tmp = dir.join(".model.bpk.tmp");
+        model
+            .clone()
+            .save_file(&tmp)
+            .map_err(|e| anyhow::anyhow!("cannot save weights: {e:?}"))?;
+        std::fs::rename(&tmp, dir.join("model.bpk"))?;
+
+        // Figures: fixed images, fixed noise, so reruns give identical PNGs.
+        device.seed(cfg.seed.wrapping_add(0x5EED));
+        let batch = first_valid_batch(valid_ds, cfg, 10, device);
+        let recon = model.reconstruct(batch.clone());
+        save_grid(
+            Tensor::cat(vec![batch.images, recon], 0),
+            10,
+            2,
+            &dir.join("reconstructions.png"),
+        )?;
+        // Conditional models: one row of 8 samples per class.
+        let n = model.num_classes().map_or(64, |k| 8 * k);
+        if let Some(samples) = model.sample(n, device) {
+            save_grid(samples, 8, 2, &dir.join("samples.png"))?;
+        }
+
+        let valid = learned.valid();
+        if cfg.model.capabilities().beta.is_some() {
+            // Active dimensions (by their KL), most informative first.
+            let mut dims: Vec<usize> = (0..valid.kl_per_dim.len())
+                .filter(|&j| valid.kl_per_dim[j] >= cfg.diagnostics.collapsed_dim_threshold)
+                .collect();
+            dims.sort_by(|&a, &b| valid.kl_per_dim[b].total_cmp(&valid.kl_per_dim[a]));
+            dims.truncate(10);
+            if !dims.is_empty() {
+                let image = first_valid_batch(valid_ds, cfg, 1, device);
+                save_traversal(model, image, &dims, 9, &dir.join("traversal.png"))?;
+            }
+        }
+        Ok(())
     }
-    let completed = log.last(SplitKind::Valid).map_or(0, |r| r.epoch);
-    if let Some(bad) = log
-        .rows()
-        .values()
-        .find(|r| r.values.get("loss").is_some_and(|v| !v.is_finite()))
-    {
-        bail!(
-            "training diverged: the loss is not finite at epoch {} (see {}/metrics.csv); lower \
-             optimizer.lr, set optimizer.grad_clip_norm, or check the likelihood against the data",
-            bad.epoch,
-            dir.display()
-        );
-    }
-    if result.interrupted.is_some() || completed < cfg.epochs {
-        println!(
-            "interrupted after epoch {}; continue with: train --resume {}",
-            last_checkpoint(&dir).unwrap_or(0),
-            dir.display()
-        );
-        return Ok(RunOutcome {
-            dir,
-            summary: None,
-            interrupted: true,
+
+    /// Summary stage: `summary.json`'s content (a function of the config alone).
+    fn summary(&self, learned: &Learned, data: &RunData) -> serde_json::Value {
+        let cfg = &self.cfg;
+        let latent = cfg.model.latent_dim();
+        let valid = learned.valid();
+        let train_row = learned
+            .log
+            .rows()
+            .get(&(learned.completed, SplitKind::Train))
+            .cloned()
+            .unwrap_or_default();
+        let get = |r: &EpochRow, k: &str| r.values.get(k).copied();
+        let mut summary = serde_json::json!({
+            "experiment": cfg.name,
+            "family": cfg.model.family(),
+            "dataset": cfg.data.name(),
+            "units": "nats per sample (sums over pixels and latent dims, mean over samples)",
+            "loss": get(&valid, "loss"),
+            "recon": get(&valid, "recon"),
+            "kl": get(&valid, "kl").unwrap_or(0.0),
+            "beta_loss": get(&valid, "beta_loss").or(get(&valid, "loss")),
+            "beta": cfg.model.beta(),
+            "active_units": get(&valid, "active_units"),
+            "collapsed_dims": get(&valid, "collapsed_dims"),
+            "latent_dim": latent,
+            "kl_per_dim": if valid.kl_per_dim.is_empty() { vec![0.0; latent] } else { valid.kl_per_dim.clone() },
+            "posterior_collapse": collapsed(&valid),
+            "train_loss": get(&train_row, "loss"),
+            "epochs": learned.completed,
+            "train_images": data.train.len(),
+            "valid_images": data.valid.len(),
+            "device": self.device_name,
+            "seed": cfg.seed,
+            "version": env!("CARGO_PKG_VERSION"),
         });
-    }
-
-    let model = result.model.model;
-    let tmp = dir.join(".model.bpk.tmp");
-    model
-        .clone()
-        .save_file(&tmp)
-        .map_err(|e| anyhow::anyhow!("cannot save weights: {e:?}"))?;
-    std::fs::rename(&tmp, dir.join("model.bpk"))?;
-
-    // Figures: fixed images, fixed noise, so reruns give identical PNGs.
-    device.seed(cfg.seed.wrapping_add(0x5EED));
-    let batch = first_valid_batch(&valid_ds, &cfg, 10, &device);
-    let recon = model.reconstruct(batch.clone());
-    save_grid(
-        Tensor::cat(vec![batch.images, recon], 0),
-        10,
-        2,
-        &dir.join("reconstructions.png"),
-    )?;
-    // Conditional models: one row of 8 samples per class.
-    let n = model.num_classes().map_or(64, |k| 8 * k);
-    if let Some(samples) = model.sample(n, &device) {
-        save_grid(samples, 8, 2, &dir.join("samples.png"))?;
-    }
-
-    let valid = log.last(SplitKind::Valid).unwrap_or_default();
-    if cfg.model.has_prior() {
-        // Active dimensions, most informative first.
-        let mut dims: Vec<usize> = (0..valid.kl_per_dim.len())
-            .filter(|&j| valid.kl_per_dim[j] >= cfg.diagnostics.collapsed_dim_threshold)
-            .collect();
-        dims.sort_by(|&a, &b| valid.kl_per_dim[b].total_cmp(&valid.kl_per_dim[a]));
-        dims.truncate(10);
-        if !dims.is_empty() {
-            let image = first_valid_batch(&valid_ds, &cfg, 1, &device);
-            save_traversal(&model, image, &dims, 9, &dir.join("traversal.png"))?;
+        if has_codebook(cfg) {
+            let pixels = cfg.data.shape().numel() as f64;
+            summary["units"] =
+                "recon = squared error summed over pixels (no KL: discrete codes)".into();
+            summary["mse_per_pixel"] = get(&valid, "recon").map(|r| r / pixels).into();
+            for c in CODEBOOK_COLUMNS {
+                summary[c] = get(&valid, c).into();
+            }
         }
+        summary
     }
-    let train_row = log
-        .rows()
-        .get(&(completed, SplitKind::Train))
-        .cloned()
-        .unwrap_or_default();
-    let epochs_run = cfg.epochs + 1 - first_epoch;
-    let get = |r: &EpochRow, k: &str| r.values.get(k).copied();
-    let collapse = get(&valid, "posterior_collapse").unwrap_or(0.0) > 0.5;
-    let mut summary = serde_json::json!({
-        "experiment": cfg.name,
-        "family": cfg.model.family(),
-        "dataset": cfg.data.name(),
-        "units": "nats per sample (sums over pixels and latent dims, mean over samples)",
-        "loss": get(&valid, "loss"),
-        "recon": get(&valid, "recon"),
-        "kl": get(&valid, "kl").unwrap_or(0.0),
-        "beta_loss": get(&valid, "beta_loss").or(get(&valid, "loss")),
-        "beta": cfg.model.beta(),
-        "active_units": get(&valid, "active_units"),
-        "collapsed_dims": get(&valid, "collapsed_dims"),
-        "latent_dim": latent,
-        "kl_per_dim": if valid.kl_per_dim.is_empty() { vec![0.0; latent] } else { valid.kl_per_dim.clone() },
-        "posterior_collapse": collapse,
-        "train_loss": get(&train_row, "loss"),
-        "epochs": completed,
-        "train_images": train_ds.len(),
-        "valid_images": valid_ds.len(),
-        "device": device_name,
-        "seed": cfg.seed,
-        "version": env!("CARGO_PKG_VERSION"),
-    });
-    if codebook {
-        let pixels = cfg.data.shape().numel() as f64;
-        summary["units"] =
-            "recon = squared error summed over pixels (no KL: discrete codes)".into();
-        summary["mse_per_pixel"] = get(&valid, "recon").map(|r| r / pixels).into();
-        for c in CODEBOOK_COLUMNS {
-            summary[c] = get(&valid, c).into();
+
+    /// Writes `timing.json`, then `summary.json`, last: it marks the run finished (a sweep and
+    /// `--resume` read it so). The summary goes out only once every other file is written.
+    fn write_summary(
+        &self,
+        learned: &Learned,
+        data: &RunData,
+        summary: &serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let cfg = &self.cfg;
+        let epochs_run = cfg.epochs + 1 - self.first_epoch();
+        write_timing(
+            &self.dir,
+            self.checkpoint,
+            epochs_run,
+            data.train.len(),
+            learned.seconds,
+        )?;
+        write_atomic(
+            &self.dir.join("summary.json"),
+            serde_json::to_string_pretty(summary)?.as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// Report stage: the validation figures (and the codebook's, for a VQ model) and, loudly,
+    /// a posterior collapse.
+    fn report(&self, learned: &Learned) {
+        let cfg = &self.cfg;
+        if has_codebook(cfg) {
+            let pixels = cfg.data.shape().numel() as f64;
+            println!(
+                "codebook: perplexity {:.1}, {} of {} codes used; MSE/pixel {:.5}",
+                learned.valid_figure("perplexity").unwrap_or(f64::NAN),
+                learned.valid_figure("codes_used").unwrap_or(f64::NAN),
+                cfg.model.capabilities().codebook.unwrap_or(0),
+                learned.valid_figure("recon").unwrap_or(f64::NAN) / pixels
+            );
         }
+        let get = |k| learned.valid_figure(k);
+        // A VQ model has codes, not a posterior mean: no active units (its codebook line above).
+        let units = get("active_units")
+            .map(|a| format!(", {a} active units of {}", cfg.model.latent_dim()))
+            .unwrap_or_default();
         println!(
-            "codebook: perplexity {:.1}, {} of {} codes used; MSE/pixel {:.5}",
-            get(&valid, "perplexity").unwrap_or(f64::NAN),
-            get(&valid, "codes_used").unwrap_or(f64::NAN),
-            cfg.model.capabilities().codebook.unwrap_or(0),
-            get(&valid, "recon").unwrap_or(f64::NAN) / pixels
+            "done in {:.1}s: valid loss {:.3} (recon {:.3} + KL {:.3}) per sample{units}",
+            learned.seconds,
+            get("loss").unwrap_or(f64::NAN),
+            get("recon").unwrap_or(f64::NAN),
+            get("kl").unwrap_or(0.0),
         );
+        if collapsed(&learned.valid()) {
+            eprintln!(
+                "\n!!! POSTERIOR COLLAPSE: the validation KL is ~0 in every latent dimension; the decoder \
+                 ignores z.\n!!! Remedies: lower beta, KL annealing, free bits, a weaker decoder. \
+                 See {}/metrics.csv (kl_dim_*).\n",
+                self.dir.display()
+            );
+        }
+        println!("results in {}", self.dir.display());
     }
-    write_timing(&dir, checkpoint, epochs_run, train_ds.len(), train_seconds)?;
-    // Last: summary.json marks the run finished (a sweep and `--resume` read it so).
-    write_atomic(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
-    // A VQ model has codes, not a posterior mean: no active units (its codebook line above).
-    let units = get(&valid, "active_units")
-        .map(|a| format!(", {a} active units of {latent}"))
-        .unwrap_or_default();
-    println!(
-        "done in {train_seconds:.1}s: valid loss {:.3} (recon {:.3} + KL {:.3}) per sample{units}",
-        get(&valid, "loss").unwrap_or(f64::NAN),
-        get(&valid, "recon").unwrap_or(f64::NAN),
-        get(&valid, "kl").unwrap_or(0.0),
-    );
-    if collapse {
-        eprintln!(
-            "\n!!! POSTERIOR COLLAPSE: the validation KL is ~0 in every latent dimension; the decoder \
-             ignores z.\n!!! Remedies: lower beta, KL annealing, free bits, a weaker decoder. \
-             See {}/metrics.csv (kl_dim_*).\n",
-            dir.display()
-        );
-    }
-    println!("results in {}", dir.display());
-    Ok(RunOutcome {
-        dir,
-        summary: Some(summary),
-        interrupted: false,
-    })
+}
+
+/// Whether the collapse alarm fired on this (validation) row.
+fn collapsed(valid: &EpochRow) -> bool {
+    valid
+        .values
+        .get("posterior_collapse")
+        .copied()
+        .unwrap_or(0.0)
+        > 0.5
 }

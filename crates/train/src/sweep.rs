@@ -3,11 +3,15 @@
 //! One run per (β, seed) through the same path as `train`, each in its own run folder
 //! `<sweep>/beta_<β>_seed<s>/`; then `results.csv`, `results.md`, plots and `report.md`.
 //! Finished runs are skipped on `--resume`; an unfinished one continues from its checkpoint.
+use crate::results::{ResultRow, mean_rows, results_csv, results_md};
 use crate::run::{RunOptions, last_checkpoint, resume, train_in};
+use crate::scheduler::{Job, run_jobs};
 use crate::{ExperimentConfig, plots, write_atomic};
+use ae_models::ModelConfig;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Instant;
 
 fn one() -> usize {
@@ -189,225 +193,119 @@ pub fn run_point(
     Ok(())
 }
 
+/// Trains the points `todo` of the sweep in `dir` (the `run` argument of [`run_sweep`]): as
+/// child processes, `sweep.jobs` at a time sharing the cores, when the device is a CPU and
+/// there are several jobs and points; otherwise one after another in this process.
+/// `worker(p)` is the command that trains point `p` in a child (the calling binary in its
+/// worker mode, which calls [`run_point`]).
+pub fn train_points(
+    sweep: &SweepConfig,
+    dir: &Path,
+    opts: &RunOptions,
+    todo: &[SweepPoint],
+    worker: &dyn Fn(SweepPoint) -> Command,
+) -> anyhow::Result<()> {
+    let cpu = sweep
+        .base
+        .device
+        .as_deref()
+        .is_some_and(|d| d == "flex" || d == "ndarray");
+    if sweep.jobs > 1 && cpu && todo.len() > 1 {
+        train_in_children(sweep, dir, todo, worker)
+    } else {
+        train_in_turn(sweep, dir, opts, todo)
+    }
+}
+
+/// Trains `todo` one after another in this process.
+fn train_in_turn(
+    sweep: &SweepConfig,
+    dir: &Path,
+    opts: &RunOptions,
+    todo: &[SweepPoint],
+) -> anyhow::Result<()> {
+    for (i, p) in todo.iter().enumerate() {
+        println!(
+            "== [{}/{}] β = {} seed {} ==",
+            i + 1,
+            todo.len(),
+            p.beta,
+            p.seed
+        );
+        run_point(sweep, dir, *p, opts).with_context(|| {
+            format!(
+                "β = {} seed {} did not finish; continue with: beta_sweep --resume {}",
+                p.beta,
+                p.seed,
+                dir.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Trains `todo` in child processes started by `worker`, `sweep.jobs` at a time, each with
+/// its share of the cores (`RAYON_NUM_THREADS`) and its log in `<dir>/<run>.log`.
+fn train_in_children(
+    sweep: &SweepConfig,
+    dir: &Path,
+    todo: &[SweepPoint],
+    worker: &dyn Fn(SweepPoint) -> Command,
+) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / sweep.jobs).max(1);
+    println!(
+        "{} runs, {} at a time, {threads} thread(s) each; logs in {}/<run>.log",
+        todo.len(),
+        sweep.jobs,
+        dir.display()
+    );
+    let log = |p: &SweepPoint| format!("{}.log", p.dir_name());
+    let jobs = todo
+        .iter()
+        .map(|p| {
+            let mut command = worker(*p);
+            command.env("RAYON_NUM_THREADS", threads.to_string());
+            Job {
+                command,
+                log: dir.join(log(p)),
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    let failed = run_jobs(jobs, sweep.jobs, |f| {
+        let p = todo[f.index];
+        let verdict = if f.status.success() {
+            "done".to_string()
+        } else {
+            format!("FAILED ({})", f.status)
+        };
+        println!(
+            "[{}/{}] β = {} seed {} {verdict} in {:.0}s (sweep {:.0}s)",
+            f.done,
+            todo.len(),
+            p.beta,
+            p.seed,
+            f.seconds,
+            started.elapsed().as_secs_f64()
+        );
+    })?;
+    if !failed.is_empty() {
+        let names: Vec<String> = failed.iter().map(|f| log(&todo[f.index])).collect();
+        bail!(
+            "{} run(s) failed (see {}); continue with: beta_sweep --resume {}",
+            failed.len(),
+            names.join(", "),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Whether a point is finished: trained (`summary.json`) and evaluated (`eval.json`).
 pub fn point_done(sweep_dir: &Path, p: SweepPoint) -> bool {
     let dir = sweep_dir.join(p.dir_name());
     dir.join("summary.json").is_file() && dir.join("eval.json").is_file()
-}
-
-/// One row of `results.csv`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ResultRow {
-    /// β.
-    pub beta: f64,
-    /// Seed, or None for the mean over seeds.
-    pub seed: Option<u64>,
-    /// Rate: validation KL, nats per sample.
-    pub rate: f64,
-    /// Distortion: validation reconstruction NLL, nats per sample.
-    pub distortion: f64,
-    /// Active units.
-    pub active_units: f64,
-    /// Collapsed dimensions.
-    pub collapsed_dims: f64,
-    /// Collapse alarm (fraction of seeds for mean rows).
-    pub posterior_collapse: f64,
-    /// Validation KL per latent dimension.
-    pub kl_per_dim: Vec<f64>,
-    /// Mutual Information Gap (dSprites only).
-    pub mig: Option<f64>,
-    /// FactorVAE score (dSprites only).
-    pub factor_vae: Option<f64>,
-    /// SAP score (dSprites only).
-    pub sap: Option<f64>,
-    /// DCI disentanglement (dSprites only).
-    pub dci: Option<f64>,
-    /// Index-code mutual information I(x; z), nats.
-    pub mutual_information: Option<f64>,
-    /// Total correlation TC(z), nats.
-    pub total_correlation: Option<f64>,
-    /// Seed spread (standard deviation over seeds) of MIG and FactorVAE score, for mean rows.
-    pub spread: Option<(f64, f64)>,
-}
-
-impl ResultRow {
-    /// ELBO = −(rate + distortion).
-    pub fn elbo(&self) -> f64 {
-        -(self.rate + self.distortion)
-    }
-}
-
-fn read_row(dir: &Path, p: SweepPoint) -> anyhow::Result<ResultRow> {
-    let path = dir.join("summary.json");
-    let s: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("missing {}", path.display()))?,
-    )?;
-    let eval_path = dir.join("eval.json");
-    let e: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&eval_path)
-            .with_context(|| format!("missing {}", eval_path.display()))?,
-    )?;
-    let f = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
-    Ok(ResultRow {
-        beta: p.beta,
-        seed: Some(p.seed),
-        rate: f("kl"),
-        distortion: f("recon"),
-        active_units: f("active_units"),
-        collapsed_dims: f("collapsed_dims"),
-        posterior_collapse: if s["posterior_collapse"].as_bool() == Some(true) {
-            1.0
-        } else {
-            0.0
-        },
-        kl_per_dim: s["kl_per_dim"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
-            .unwrap_or_default(),
-        mig: e["disentanglement"]["mig"].as_f64(),
-        factor_vae: e["disentanglement"]["factor_vae"].as_f64(),
-        sap: e["disentanglement"]["sap"].as_f64(),
-        dci: e["disentanglement"]["dci"]["disentanglement"].as_f64(),
-        mutual_information: e["decomposition"]["mutual_information"].as_f64(),
-        total_correlation: e["decomposition"]["total_correlation"].as_f64(),
-        spread: None,
-    })
-}
-
-fn mean_opt(v: &[Option<f64>]) -> Option<f64> {
-    let v: Vec<f64> = v.iter().map(|x| x.unwrap_or(f64::NAN)).collect();
-    v.iter()
-        .all(|x| x.is_finite())
-        .then(|| v.iter().sum::<f64>() / v.len().max(1) as f64)
-}
-
-fn std_opt(v: &[Option<f64>]) -> f64 {
-    let Some(m) = mean_opt(v) else {
-        return f64::NAN;
-    };
-    let n = v.len() as f64;
-    (v.iter().map(|x| (x.unwrap_or(m) - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt()
-}
-
-/// Mean rows per β (only when there are several seeds).
-pub fn mean_rows(rows: &[ResultRow]) -> Vec<ResultRow> {
-    let mut betas: Vec<f64> = rows.iter().map(|r| r.beta).collect();
-    betas.dedup();
-    betas
-        .into_iter()
-        .map(|beta| {
-            let g: Vec<&ResultRow> = rows.iter().filter(|r| r.beta == beta).collect();
-            let n = g.len() as f64;
-            let m = |f: &dyn Fn(&ResultRow) -> f64| g.iter().map(|r| f(r)).sum::<f64>() / n;
-            let dims = g[0].kl_per_dim.len();
-            ResultRow {
-                beta,
-                seed: None,
-                rate: m(&|r| r.rate),
-                distortion: m(&|r| r.distortion),
-                active_units: m(&|r| r.active_units),
-                collapsed_dims: m(&|r| r.collapsed_dims),
-                posterior_collapse: m(&|r| r.posterior_collapse),
-                kl_per_dim: (0..dims)
-                    .map(|j| m(&|r| r.kl_per_dim.get(j).copied().unwrap_or(0.0)))
-                    .collect(),
-                mig: mean_opt(&g.iter().map(|r| r.mig).collect::<Vec<_>>()),
-                factor_vae: mean_opt(&g.iter().map(|r| r.factor_vae).collect::<Vec<_>>()),
-                sap: mean_opt(&g.iter().map(|r| r.sap).collect::<Vec<_>>()),
-                dci: mean_opt(&g.iter().map(|r| r.dci).collect::<Vec<_>>()),
-                mutual_information: mean_opt(
-                    &g.iter().map(|r| r.mutual_information).collect::<Vec<_>>(),
-                ),
-                total_correlation: mean_opt(
-                    &g.iter().map(|r| r.total_correlation).collect::<Vec<_>>(),
-                ),
-                spread: (g.len() > 1).then(|| {
-                    (
-                        std_opt(&g.iter().map(|r| r.mig).collect::<Vec<_>>()),
-                        std_opt(&g.iter().map(|r| r.factor_vae).collect::<Vec<_>>()),
-                    )
-                }),
-            }
-        })
-        .collect()
-}
-
-/// `results.csv`: a row per run, then mean rows (seed `mean`) when seeds > 1.
-pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
-    let dims = rows.first().map_or(0, |r| r.kl_per_dim.len());
-    let mut s = String::from(
-        "beta,seed,rate,distortion,elbo,active_units,collapsed_dims,posterior_collapse,\
-         mig,factor_vae,sap,dci,mutual_information,total_correlation",
-    );
-    for j in 0..dims {
-        s.push_str(&format!(",kl_dim_{j}"));
-    }
-    s.push('\n');
-    let cell = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-    for r in rows.iter().chain(means) {
-        let seed = r.seed.map_or("mean".to_string(), |s| s.to_string());
-        s.push_str(&format!(
-            "{},{seed},{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.beta,
-            r.rate,
-            r.distortion,
-            r.elbo(),
-            r.active_units,
-            r.collapsed_dims,
-            r.posterior_collapse,
-            cell(r.mig),
-            cell(r.factor_vae),
-            cell(r.sap),
-            cell(r.dci),
-            cell(r.mutual_information),
-            cell(r.total_correlation)
-        ));
-        for k in &r.kl_per_dim {
-            s.push_str(&format!(",{k}"));
-        }
-        s.push('\n');
-    }
-    s
-}
-
-fn results_md(rows: &[ResultRow], means: &[ResultRow]) -> String {
-    let mut s = String::from(
-        "| β | seed | rate (KL, nats) | distortion (recon, nats) | ELBO | active units | collapsed dims | collapse alarm | MIG | FactorVAE | SAP | DCI dis. | I(x; z) | TC |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    let score = |v: Option<f64>, sd: Option<f64>| match (v, sd) {
-        (Some(v), Some(sd)) => format!("{v:.3} ± {sd:.3}"),
-        (Some(v), None) => format!("{v:.3}"),
-        _ => "–".to_string(),
-    };
-    for r in rows.iter().chain(means) {
-        let seed = r.seed.map_or("mean".to_string(), |s| s.to_string());
-        s.push_str(&format!(
-            "| {} | {seed} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.beta,
-            r.rate,
-            r.distortion,
-            r.elbo(),
-            r.active_units,
-            r.collapsed_dims,
-            if r.seed.is_some() {
-                (if r.posterior_collapse > 0.5 {
-                    "**fired**"
-                } else {
-                    "no"
-                })
-                .to_string()
-            } else {
-                format!("{:.0}% of seeds", 100.0 * r.posterior_collapse)
-            },
-            score(r.mig, r.spread.map(|s| s.0)),
-            score(r.factor_vae, r.spread.map(|s| s.1)),
-            score(r.sap, None),
-            score(r.dci, None),
-            score(r.mutual_information, None),
-            score(r.total_correlation, None)
-        ));
-    }
-    s
 }
 
 /// Index of the knee of a convex decreasing curve (Kneedle: the point farthest below the chord
@@ -627,7 +525,7 @@ pub struct SweepOutcome {
 
 /// Runs every point of the sweep (skipping finished ones), in order, calling `run` for each
 /// point that still needs training, then writes the results. `run` trains in-process or spawns
-/// a worker process.
+/// worker processes ([`train_points`] does either).
 pub fn run_sweep(
     sweep: &SweepConfig,
     dir: &Path,
@@ -660,7 +558,7 @@ pub fn run_sweep(
     run(&todo)?;
     let rows = points
         .iter()
-        .map(|&p| read_row(&dir.join(p.dir_name()), p))
+        .map(|&p| ResultRow::read_run(&dir.join(p.dir_name()), p.beta, p.seed))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let per_beta = mean_rows(&rows);
     let means: &[ResultRow] = if sweep.seeds > 1 { &per_beta } else { &[] };
@@ -742,6 +640,21 @@ mod tests {
         s.betas = vec![1.0, -0.5];
         assert!(s.validate().unwrap_err().to_string().contains("betas[1]"));
         s.betas = vec![1.0];
+        // A family without a KL term is refused, naming itself.
+        let ModelConfig::Vae(v) = s.base.model.clone() else {
+            panic!("a VAE")
+        };
+        s.base.model = ModelConfig::Ae(ae_models::ae::AeConfig {
+            latent_dim: v.latent_dim,
+            architecture: v.architecture.clone(),
+            likelihood: v.likelihood,
+        });
+        let e = s.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("family = \"ae\"") && e.contains("no KL term"),
+            "{e}"
+        );
+        s.base.model = ModelConfig::Vae(v);
         s.base.epochs = 0;
         assert!(
             s.validate()

@@ -7,13 +7,13 @@
 //! cargo run --release -p experiments --bin beta_sweep -- --resume runs/beta_sweep/<sweep-id>
 //! ```
 use ae_train::run::{Display, RunOptions};
-use ae_train::sweep::{SweepConfig, SweepPoint, run_point, run_sweep};
+use ae_train::sweep::{SweepConfig, SweepPoint, run_point, run_sweep, train_points};
 use ae_train::{data::DataConfig, device};
 use anyhow::{Context, bail};
 use clap::Parser;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 /// mimalloc, as in the `bench` binary, so that `bench` measures the allocator `train` and
 /// `beta_sweep` run with (Burn allocates and frees a few MB of tensors per step).
@@ -45,6 +45,8 @@ struct Args {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Backend: flex, ndarray, wgpu[:N], cuda[:N].
+    // The brackets are `--help` text, not links (escaping them would show in `--help`).
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long)]
     device: Option<String>,
     /// Root of the output folders.
@@ -130,102 +132,16 @@ fn load_sweep(args: &Args) -> anyhow::Result<(SweepConfig, PathBuf)> {
     Ok((cfg, dir))
 }
 
-fn sequential(
-    cfg: &SweepConfig,
-    dir: &Path,
-    opts: &RunOptions,
-    todo: &[SweepPoint],
-) -> anyhow::Result<()> {
-    for (i, p) in todo.iter().enumerate() {
-        println!(
-            "== [{}/{}] β = {} seed {} ==",
-            i + 1,
-            todo.len(),
-            p.beta,
-            p.seed
-        );
-        run_point(cfg, dir, *p, opts).with_context(|| {
-            format!(
-                "β = {} seed {} did not finish; continue with: beta_sweep --resume {}",
-                p.beta,
-                p.seed,
-                dir.display()
-            )
-        })?;
-    }
-    Ok(())
-}
-
-fn parallel(cfg: &SweepConfig, dir: &Path, todo: &[SweepPoint]) -> anyhow::Result<()> {
-    let exe = std::env::current_exe()?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / cfg.jobs).max(1);
-    println!(
-        "{} runs, {} at a time, {threads} thread(s) each; logs in {}/<run>.log",
-        todo.len(),
-        cfg.jobs,
-        dir.display()
-    );
-    let started = Instant::now();
-    let mut queue = todo.iter().copied();
-    let mut running: Vec<(SweepPoint, Child, Instant)> = Vec::new();
-    let (mut done, mut failed) = (0, Vec::new());
-    loop {
-        while running.len() < cfg.jobs {
-            let Some(p) = queue.next() else { break };
-            let log = std::fs::File::create(dir.join(format!("{}.log", p.dir_name())))?;
-            let child = Command::new(&exe)
-                .arg("--worker")
-                .arg(dir)
-                .args(["--beta", &p.beta.to_string(), "--seed", &p.seed.to_string()])
-                .env("RAYON_NUM_THREADS", threads.to_string())
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()?;
-            running.push((p, child, Instant::now()));
-        }
-        if running.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let mut i = 0;
-        while i < running.len() {
-            if let Some(status) = running[i].1.try_wait()? {
-                let (p, _, t) = running.remove(i);
-                done += 1;
-                let verdict = if status.success() {
-                    "done".to_string()
-                } else {
-                    failed.push(p);
-                    format!("FAILED ({status})")
-                };
-                println!(
-                    "[{done}/{}] β = {} seed {} {verdict} in {:.0}s (sweep {:.0}s)",
-                    todo.len(),
-                    p.beta,
-                    p.seed,
-                    t.elapsed().as_secs_f64(),
-                    started.elapsed().as_secs_f64()
-                );
-            } else {
-                i += 1;
-            }
-        }
-    }
-    if !failed.is_empty() {
-        let names: Vec<String> = failed
-            .iter()
-            .map(|p| format!("{}.log", p.dir_name()))
-            .collect();
-        bail!(
-            "{} run(s) failed (see {}); continue with: beta_sweep --resume {}",
-            failed.len(),
-            names.join(", "),
-            dir.display()
-        );
-    }
-    Ok(())
+/// The command that trains point `p` of the sweep in `dir`: this binary in worker mode.
+fn worker(exe: &Path, dir: &Path, p: SweepPoint) -> Command {
+    let mut command = Command::new(exe);
+    command.arg("--worker").arg(dir).args([
+        "--beta",
+        &p.beta.to_string(),
+        "--seed",
+        &p.seed.to_string(),
+    ]);
+    command
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -257,17 +173,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     println!("sweep folder: {}", dir.display());
     let started = Instant::now();
-    let cpu = cfg
-        .base
-        .device
-        .as_deref()
-        .is_some_and(|d| d == "flex" || d == "ndarray");
+    let exe = std::env::current_exe()?;
     let outcome = run_sweep(&cfg, &dir, &|todo| {
-        if cfg.jobs > 1 && cpu && todo.len() > 1 {
-            parallel(&cfg, &dir, todo)
-        } else {
-            sequential(&cfg, &dir, &opts, todo)
-        }
+        train_points(&cfg, &dir, &opts, todo, &|p| worker(&exe, &dir, p))
     })?;
     println!(
         "\n{}",

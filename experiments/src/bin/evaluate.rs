@@ -41,6 +41,8 @@ struct Args {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (default: the run's).
+    // The brackets are `--help` text, not links (escaping them would show in `--help`).
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long)]
     device: Option<String>,
     /// Seed of the evaluation noise (default: the run's seed).

@@ -34,6 +34,8 @@ struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (among those compiled in).
+    // The brackets are `--help` text, not links (escaping them would show in `--help`).
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long)]
     device: Option<String>,
     /// Root folder of the runs.
