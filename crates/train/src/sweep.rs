@@ -7,7 +7,6 @@ use crate::results::{ResultRow, mean_rows, results_csv, results_md};
 use crate::run::{RunOptions, last_checkpoint, resume, train_in};
 use crate::scheduler::{Job, run_jobs};
 use crate::{ExperimentConfig, plots, write_atomic};
-use ae_models::ModelConfig;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -609,6 +608,7 @@ pub fn run_sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ae_models::ModelConfig;
 
     #[test]
     fn knee_finds_the_elbow_of_a_convex_curve() {
