@@ -1,67 +1,59 @@
-//! The optimiser: Adam, fused into one pass over each parameter on CPU backends.
+//! Adam, fused into one pass over each parameter, for CPU backends.
 //!
 //! Burn's `Adam` updates a parameter with about a dozen element-wise tensor ops (two moment
 //! updates, a square, a square root, bias corrections, the division, the step), each a full
-//! pass over the parameter on the calling thread. On the CPU backends [`FusedAdam`] does the
-//! same arithmetic in one pass, split across the rayon pool, on the tensors' own buffers
-//! (moved out and back without copies when they are not shared). On GPU backends it is Burn's
-//! `Adam` unchanged. The optimiser state is Burn's `AdamState`, so checkpoints are the same
-//! either way.
-use crate::OptimizerConfig;
-use burn::optim::grad_clipping::GradientClippingConfig;
+//! pass over the parameter on the calling thread. [`FusedAdam`] does the same arithmetic in one
+//! pass, split across the rayon pool, on the tensors' own buffers (moved out and back without
+//! copies when they are not shared), with 8-wide AVX when the CPU has it. The optimiser state
+//! is Burn's `AdamState`, so checkpoints are the same either way. `ae_train::optim` uses it for
+//! parameters on CPU backends when the kernels are enabled, Burn's `Adam` otherwise.
+use crate::host::filled;
 use burn::optim::{AdamConfig, AdamState, AdaptiveMomentumState, LearningRate, Optimizer};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use rayon::prelude::*;
+use std::convert::Infallible;
 use std::mem::MaybeUninit;
 
 /// Adam (Kingma & Ba) with Burn's exact update rule
 /// `p ← p − lr · m̂ / (√v̂ + ε)` (bias-corrected moments, L2 weight decay added to the gradient),
-/// fused on CPU backends.
+/// in one pass per parameter, for `f32` parameters on CPU backends (`flex`, `ndarray`); other
+/// dtypes go to Burn's `Adam` with the same settings.
 #[derive(Clone)]
 pub struct FusedAdam {
     beta_1: f32,
     beta_2: f32,
     epsilon: f32,
     weight_decay: f32,
-    /// Whether parameters live on a CPU backend (fused host path) or a GPU one (Burn's Adam).
-    fused: bool,
     adam: burn::optim::Adam,
 }
 
 impl FusedAdam {
-    /// Adam with the configured β₁, β₂, ε and weight decay; `fused` selects the one-pass CPU
-    /// update (use it for `flex` and `ndarray`).
-    pub fn new(o: &OptimizerConfig, fused: bool) -> Self {
-        let mut adam = AdamConfig::new()
-            .with_beta_1(o.beta1)
-            .with_beta_2(o.beta2)
-            .with_epsilon(o.epsilon);
-        if o.weight_decay > 0.0 {
-            adam = adam.with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(
-                o.weight_decay,
-            )));
-        }
+    /// Adam with β₁, β₂, ε and L2 weight decay (none when `weight_decay` is 0).
+    pub fn new(beta_1: f32, beta_2: f32, epsilon: f32, weight_decay: f32) -> Self {
         Self {
-            beta_1: o.beta1,
-            beta_2: o.beta2,
-            epsilon: o.epsilon,
-            weight_decay: o.weight_decay,
-            fused,
-            adam: adam.build(),
+            beta_1,
+            beta_2,
+            epsilon,
+            weight_decay,
+            adam: adam_config(beta_1, beta_2, epsilon, weight_decay).build(),
         }
     }
 }
 
-/// The module optimiser for `cfg` on `device_name`: [`FusedAdam`] (fused on CPU backends) with
-/// the configured gradient-norm clipping.
-pub fn optimizer(cfg: &OptimizerConfig, device_name: &str) -> burn::optim::ModuleOptimizer {
-    let fused = crate::device::is_cpu(device_name);
-    let mut optim = burn::optim::ModuleOptimizer::from(FusedAdam::new(cfg, fused));
-    if let Some(c) = cfg.grad_clip_norm {
-        optim = optim.with_grad_clipping(GradientClippingConfig::Norm(c).init());
+/// Burn's `AdamConfig` with these settings: the rule `FusedAdam` follows, and its fallback.
+fn adam_config(beta_1: f32, beta_2: f32, epsilon: f32, weight_decay: f32) -> AdamConfig {
+    let adam = AdamConfig::new()
+        .with_beta_1(beta_1)
+        .with_beta_2(beta_2)
+        .with_epsilon(epsilon);
+    if weight_decay > 0.0 {
+        adam.with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(
+            weight_decay,
+        )))
+    } else {
+        adam
     }
-    optim
 }
 
 /// Number of elements per parallel chunk (small parameters stay on one thread).
@@ -77,7 +69,7 @@ impl Optimizer for FusedAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        if !self.fused || tensor.dtype() != burn::tensor::DType::F32 {
+        if tensor.dtype() != burn::tensor::DType::F32 {
             return self.adam.step(lr, tensor, grad, state);
         }
         let device = tensor.device();
@@ -127,29 +119,30 @@ impl Optimizer for FusedAdam {
                 }
                 p
             }
-            #[cfg(feature = "flex")]
             ParamBuffer::Shared(old) => {
                 // Read the shared buffer and write the new values into a fresh one in the same
                 // pass, where `into_data` would first copy the buffer (twice, to realign it).
                 let olds = old.as_slice::<f32>().expect("contiguous f32 parameter");
                 assert_eq!(olds.len(), n);
-                let mut new = Vec::<f32>::with_capacity(n);
-                let out = &mut new.spare_capacity_mut()[..n];
-                if n >= 2 * CHUNK {
-                    out.par_chunks_mut(CHUNK)
-                        .zip(olds.par_chunks(CHUNK))
-                        .zip(gs.par_chunks(CHUNK))
-                        .zip(ms.par_chunks_mut(CHUNK))
-                        .zip(vs.par_chunks_mut(CHUNK))
-                        .for_each(|((((o, p), g), m), v)| {
-                            adam_update(&k, Slot::Into(p, o), g, m, v)
-                        });
-                } else {
-                    adam_update(&k, Slot::Into(olds, out), gs, ms, vs);
-                }
-                // SAFETY: the update wrote every one of the first n elements (the chunks of
-                // `out` cover it, and each is zipped with chunks of equal length).
-                unsafe { new.set_len(n) };
+                let write = |out: &mut [MaybeUninit<f32>]| {
+                    if n >= 2 * CHUNK {
+                        out.par_chunks_mut(CHUNK)
+                            .zip(olds.par_chunks(CHUNK))
+                            .zip(gs.par_chunks(CHUNK))
+                            .zip(ms.par_chunks_mut(CHUNK))
+                            .zip(vs.par_chunks_mut(CHUNK))
+                            .for_each(|((((o, p), g), m), v)| {
+                                adam_update(&k, Slot::Into(p, o), g, m, v)
+                            });
+                    } else {
+                        adam_update(&k, Slot::Into(olds, out), gs, ms, vs);
+                    }
+                    Ok::<(), Infallible>(())
+                };
+                // SAFETY: `write` writes every one of the n elements: `out`, the old values,
+                // the gradient and both moments all hold n (asserted), the chunks of `out`
+                // cover it, and each is zipped with chunks of equal length.
+                let Ok(new) = unsafe { filled(n, write) };
                 TensorData::new(new, shape.clone())
             }
         };
@@ -175,28 +168,22 @@ enum ParamBuffer {
     Owned(TensorData),
     /// A flex buffer still referenced elsewhere — burn-train's `Learner` holds the previous
     /// model while the optimiser runs — read there, the update written to a new buffer.
-    #[cfg(feature = "flex")]
     Shared(burn::backend::flex::FlexTensor),
 }
 
 /// Takes the parameter's buffer without copying when it can.
 fn param_buffer<const D: usize>(tensor: Tensor<D>) -> ParamBuffer {
-    #[cfg(feature = "flex")]
-    {
-        use burn::backend::{BackendTensor, DispatchTensor, DispatchTensorKind};
-        let DispatchTensor { kind, autodiff } = tensor.into_dispatch();
-        let kind = match kind {
-            DispatchTensorKind::Flex(BackendTensor::Float(t))
-                if !t.is_unique() && t.as_slice::<f32>().is_some() =>
-            {
-                return ParamBuffer::Shared(t);
-            }
-            other => other,
-        };
-        let tensor = Tensor::<D>::from_dispatch(DispatchTensor { kind, autodiff });
-        ParamBuffer::Owned(tensor.into_data())
-    }
-    #[cfg(not(feature = "flex"))]
+    use burn::backend::{BackendTensor, DispatchTensor, DispatchTensorKind};
+    let DispatchTensor { kind, autodiff } = tensor.into_dispatch();
+    let kind = match kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(t))
+            if !t.is_unique() && t.as_slice::<f32>().is_some() =>
+        {
+            return ParamBuffer::Shared(t);
+        }
+        other => other,
+    };
+    let tensor = Tensor::<D>::from_dispatch(DispatchTensor { kind, autodiff });
     ParamBuffer::Owned(tensor.into_data())
 }
 
@@ -280,12 +267,8 @@ mod tests {
     fn fused_adam_follows_burns_adam() {
         let device = Device::default();
         for (n, wd) in [(37, 0.0), (3 * CHUNK + 5, 0.01)] {
-            let cfg = OptimizerConfig {
-                weight_decay: wd,
-                ..Default::default()
-            };
-            let fused = FusedAdam::new(&cfg, true);
-            let plain = FusedAdam::new(&cfg, false);
+            let fused = FusedAdam::new(0.9, 0.999, 1e-8, wd);
+            let plain = adam_config(0.9, 0.999, 1e-8, wd).build();
             let p0: Vec<f32> = (0..n)
                 .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
                 .collect();
