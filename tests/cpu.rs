@@ -5,16 +5,17 @@
 //! The run: the reference MNIST VAE (784-400-20, Bernoulli) on the 2,000-image fixture, batch
 //! 32, 4 epochs: 252 optimiser steps through the fused dense layers, the fused Bernoulli loss
 //! and `FusedAdam` versus Burn's `Linear`, composed ops and `Adam`. The two paths differ only in
-//! float rounding (summation order), which training amplifies a little; every loss, recon and
-//! KL value of every epoch (train and valid) must agree to a relative 1e-3 (measured: about
-//! 1e-5 TODO). With the feature compiled out both children run Burn's ops and must agree bit
-//! for bit.
+//! float rounding (summation order), which training amplifies a little; every loss, recon, KL
+//! and β-loss value of every epoch (train and valid) must agree to a relative 1e-4 (measured:
+//! 2.9e-7 on the development machine; two epochs of full MNIST, 938 steps, drift further, to
+//! 6e-4 in the valid loss). With the feature compiled out both children run Burn's ops and
+//! must agree bit for bit.
 use crate::util::{small_mnist_vae, training_lock};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Relative tolerance for the losses of the two paths (see the module docs).
-const TOLERANCE: f64 = 1e-3;
+const TOLERANCE: f64 = 1e-4;
 
 /// Trains `config` into `dir` in a child process (the resume tests' child entry point) with
 /// `AE_CPU_KERNELS=kernels`.
@@ -34,10 +35,14 @@ fn train_in_child(config: &Path, dir: &Path, kernels: &str) {
         .stderr(Stdio::inherit())
         .status()
         .unwrap();
-    assert!(status.success(), "child with AE_CPU_KERNELS={kernels}: {status}");
+    assert!(
+        status.success(),
+        "child with AE_CPU_KERNELS={kernels}: {status}"
+    );
 }
 
-/// The loss columns of `metrics.csv` (loss, reconstruction, KL), one row per epoch and split.
+/// The loss columns of `metrics.csv` (loss, reconstruction, KL, β-loss) of every row (one per
+/// epoch and split), named by row and column.
 fn losses(dir: &Path) -> Vec<(String, f64)> {
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let mut lines = csv.lines();
@@ -45,8 +50,7 @@ fn losses(dir: &Path) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     for (row, line) in lines.enumerate() {
         for (name, cell) in header.iter().zip(line.split(',')) {
-            let lower = name.to_lowercase();
-            if lower.contains("loss") || lower.contains("recon") || lower.contains("kl") {
+            if ["loss", "recon", "kl", "beta_loss"].contains(name) {
                 out.push((format!("row {row} {name}"), cell.parse().unwrap()));
             }
         }
@@ -72,12 +76,18 @@ fn kernels_on_and_off_train_to_the_same_losses() {
     let mut worst = 0.0f64;
     for ((name, x), (_, y)) in a.iter().zip(&b) {
         let rel = (x - y).abs() / y.abs().max(1.0);
-        assert!(rel <= TOLERANCE, "{name}: {x} with the kernels, {y} without");
+        assert!(
+            rel <= TOLERANCE,
+            "{name}: {x} with the kernels, {y} without"
+        );
         worst = worst.max(rel);
     }
     eprintln!("largest relative difference of the losses: {worst:e}");
     if cfg!(feature = "fast-cpu") {
-        assert!(worst > 0.0, "the switch changed nothing: are the kernels compiled in?");
+        assert!(
+            worst > 0.0,
+            "the switch changed nothing: are the kernels compiled in?"
+        );
     } else {
         assert_eq!(worst, 0.0, "without the kernels both runs use Burn's ops");
     }

@@ -53,8 +53,14 @@ mod tests {
     #[test]
     fn fused_matches_composed_with_gradients() {
         let d = Device::default().autodiff();
-        let (l, x) = (Tensor::<2>::zeros([2, 3], &d), Tensor::<2>::zeros([2, 3], &d));
-        assert!(ae_cpu::bernoulli::applies(&l, &x), "the fused path is tested");
+        let (l, x) = (
+            Tensor::<2>::zeros([2, 3], &d),
+            Tensor::<2>::zeros([2, 3], &d),
+        );
+        assert!(
+            ae_cpu::bernoulli::applies(&l, &x),
+            "the fused path is tested"
+        );
         let logits = Tensor::<2>::random([37, 301], Distribution::Normal(0.0, 4.0), &d);
         let x = Tensor::<2>::random([37, 301], Distribution::Uniform(0.0, 1.0), &d);
         let w = Tensor::<1>::random([37], Distribution::Uniform(0.5, 2.0), &d);

@@ -46,9 +46,9 @@ mod tests {
 
     #[cfg(feature = "fast-cpu")]
     /// `ae-cpu`'s fused layer and Burn's `Linear` (+ ReLU) agree on values and on the gradients
-    /// of input, weight and bias, for layers whose products are split over the pool by columns (130×300→257) and by rows
-    /// (200×400→40, a narrow output) and a small one, with and without ReLU, with a tracked and
-    /// an untracked input.
+    /// of input, weight and bias, for layers whose products are split over the pool by columns
+    /// (130×300→257) and by rows (200×400→40, a narrow output) and a small one, with and
+    /// without ReLU, with a tracked and an untracked input.
     #[test]
     fn fused_matches_burns_linear_with_gradients() {
         let d = Device::default().autodiff();

@@ -54,11 +54,7 @@ pub trait BernoulliNllOps: Backend {
 }
 
 /// Runs the kernel; returns the NLL `[batch]` and, if asked, σ(l) − x `[batch, pixels]`.
-fn run(
-    logits: &FlexTensor,
-    x: &FlexTensor,
-    with_dir: bool,
-) -> (FlexTensor, Option<FlexTensor>) {
+fn run(logits: &FlexTensor, x: &FlexTensor, with_dir: bool) -> (FlexTensor, Option<FlexTensor>) {
     let (rows, cols) = (logits.layout().shape()[0], logits.layout().shape()[1]);
     let (l, xs) = (contiguous(logits), contiguous(x));
     let mut nll = vec![0.0f32; rows];

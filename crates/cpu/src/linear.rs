@@ -273,12 +273,8 @@ fn gemm_into(
                 unsafe { gemm_block(dst.0, fill, (m, n, k), lhs, rhs, block(start, end)) };
                 // Per column (or row) of the block, the first block to finish.
                 let per = t.elapsed().as_nanos() as u64 * 1024 / (end - start) as u64;
-                let _ = other_ns.compare_exchange(
-                    0,
-                    per.max(1),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                let _ =
+                    other_ns.compare_exchange(0, per.max(1), Ordering::Relaxed, Ordering::Relaxed);
             });
         }
         let t = std::time::Instant::now();
@@ -323,8 +319,8 @@ impl Share {
         let (own_speed, other_speed) = (1.0 / own as f64, 1.0 / other as f64);
         let ideal = own_speed / (own_speed + (threads - 1) as f64 * other_speed);
         let current = self.get(threads);
-        let next = (current + (ideal - current) / 8.0)
-            .clamp(0.5 / threads as f64, 1.5 / threads as f64);
+        let next =
+            (current + (ideal - current) / 8.0).clamp(0.5 / threads as f64, 1.5 / threads as f64);
         self.0.store((next as f32).to_bits(), Ordering::Relaxed);
     }
 }
@@ -360,11 +356,7 @@ unsafe fn gemm_block(
         for r in r0..r1 {
             // SAFETY: row r's columns c0..c1 lie inside dst (room for m·n), bias has n.
             unsafe {
-                std::ptr::copy_nonoverlapping(
-                    bias[c0..c1].as_ptr(),
-                    dst.add(r * n + c0),
-                    c1 - c0,
-                )
+                std::ptr::copy_nonoverlapping(bias[c0..c1].as_ptr(), dst.add(r * n + c0), c1 - c0)
             };
         }
     }
@@ -407,9 +399,10 @@ unsafe fn gemm_block(
 /// over the rayon pool when large; the result does not depend on the split). Refuses operands
 /// whose inner sizes differ.
 pub fn product(lhs: MatRef<'_>, rhs: MatRef<'_>) -> Result<Vec<f32>, ShapeError> {
-    let len = lhs.rows.checked_mul(rhs.cols).ok_or_else(|| {
-        ShapeError(format!("a {} × {} product", lhs.rows, rhs.cols))
-    })?;
+    let len = lhs
+        .rows
+        .checked_mul(rhs.cols)
+        .ok_or_else(|| ShapeError(format!("a {} × {} product", lhs.rows, rhs.cols)))?;
     // SAFETY: gemm_into writes every element of its output when it returns Ok.
     unsafe { filled(len, |out| gemm_into(out, Fill::PLAIN, lhs, rhs)) }
 }
@@ -560,9 +553,7 @@ mod split_tests {
     /// `len` deterministic values in [−2, 2) (a multiplicative hash of the index).
     fn data(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
-            .map(|i| {
-                (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0 - 2.0
-            })
+            .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0 - 2.0)
             .collect()
     }
 
@@ -579,9 +570,15 @@ mod split_tests {
         // 2 × 3 fits in 6 elements; 3 × 3 does not, nor does a stride that steps past the end.
         assert!(MatRef::row_major(&a, 2, 3).is_ok());
         let err = MatRef::row_major(&a, 3, 3).unwrap_err();
-        assert!(err.to_string().contains("does not fit in 6 elements"), "{err}");
+        assert!(
+            err.to_string().contains("does not fit in 6 elements"),
+            "{err}"
+        );
         assert!(MatRef::new(&a, 2, 2, 5, 1).is_err());
-        assert!(MatRef::new(&a, 2, 3, usize::MAX, 1).is_err(), "overflowing index");
+        assert!(
+            MatRef::new(&a, 2, 3, usize::MAX, 1).is_err(),
+            "overflowing index"
+        );
         assert!(MatRef::row_major(&a, 0, 3).is_err(), "empty");
         // 2 × 3 times 2 × 3: inner sizes 3 and 2.
         let m = MatRef::row_major(&a, 2, 3).unwrap();
@@ -590,7 +587,10 @@ mod split_tests {
         assert_eq!(product(m, m.t()).unwrap().len(), 4);
         // The safe entry point checks the output's and the bias's lengths.
         let mut short = vec![MaybeUninit::new(0.0f32); 5];
-        assert!(gemm_into(&mut short, Fill::PLAIN, m.t(), m).is_err(), "3 × 3 into 5");
+        assert!(
+            gemm_into(&mut short, Fill::PLAIN, m.t(), m).is_err(),
+            "3 × 3 into 5"
+        );
         let mut out = vec![MaybeUninit::new(0.0f32); 9];
         let bias = Fill {
             bias: Some(&a[..2]),
@@ -639,21 +639,24 @@ mod split_tests {
                 .num_threads(1)
                 .build()
                 .unwrap();
-            let reference = serial
-                .install(|| mul(MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n)));
+            let reference =
+                serial.install(|| mul(MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n)));
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(2)
                 .build()
                 .unwrap();
             for s in [0.3f32, 0.5, 0.7, 0.95] {
                 SHARE.0.store(s.to_bits(), Ordering::Relaxed);
-                let split = pool
-                    .install(|| mul(MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n)));
+                let split =
+                    pool.install(|| mul(MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n)));
                 assert!(split == reference, "share {s}, {m}x{n}x{k}");
                 // Aᵀ read through strides: the same product from a transposed copy of A.
                 let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
                 let split_t = pool.install(|| {
-                    mul(MatRef::row_major(&at, k, m).map(MatRef::t), MatRef::row_major(&b, k, n))
+                    mul(
+                        MatRef::row_major(&at, k, m).map(MatRef::t),
+                        MatRef::row_major(&b, k, n),
+                    )
                 });
                 assert!(split_t == reference, "share {s}, {m}x{n}x{k}, Aᵀ");
             }
