@@ -5,6 +5,8 @@ mod util;
 
 // Backend parity: every compiled backend computes the same numbers as flex.
 mod backends;
+// The CPU kernels (ae-cpu) on and off: the same short training reaches the same losses.
+mod cpu;
 // Every shipped config parses, validates and fits its data.
 mod configs;
 // `evaluate` on run folders: IWAE bounds, KL decomposition, families without a posterior.

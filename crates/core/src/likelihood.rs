@@ -76,8 +76,8 @@ impl Likelihood {
                     .squeeze_dim(1)
             }
             Likelihood::Bernoulli => {
-                // Σ softplus(l) − x·l, fused into one parallel pass on CPU (see `fused`).
-                crate::fused::bernoulli_nll(first(), x)
+                // Σ softplus(l) − x·l, fused into one parallel pass on CPU (see `bernoulli`).
+                crate::bernoulli::bernoulli_nll(first(), x)
             }
             Likelihood::Gaussian { sigma } => {
                 let var = sigma * sigma;

@@ -1,24 +1,12 @@
-//! Fully connected layers (`x·W + b`, optionally followed by ReLU) as one fused, differentiable
-//! operation on the CPU.
+//! Fully connected layers (`x·W + b`, optionally followed by ReLU): the entry point of the
+//! models' dense layers.
 //!
-//! Burn's `Linear::forward` on `flex` is a matmul into a fresh output (allocated zeroed, then
-//! copied once more to re-align it: `FlexTensor::empty` in burn-flex 0.22), then a broadcast
-//! bias add into another fresh tensor, then `relu` into a third; the backward pass allocates
-//! the same way for each of its matmuls. On the reference MNIST VAE those zero-fills and
-//! copies ran on the training thread while the other core waited. Here, on `flex` in `f32`:
-//!
-//! - forward: each thread's block of the output starts as the bias broadcast over its rows,
-//!   `gemm` accumulates `x·W` into it (no zero-fill, no copy, no separate add), and ReLU is
-//!   applied in place;
-//! - backward: `∂x = g·Wᵀ` and `∂W = xᵀ·g` are written by `gemm` straight into new buffers
-//!   (skipped for inputs that need no gradient), `∂b = Σ_rows g`, where `g` is the upstream
-//!   gradient masked by `y > 0` after a ReLU.
-//!
-//! Products of ≥ 64·64·128 multiply-adds are split over the rayon pool along their longer
-//! output side, one block per thread and one fork-join per product; the calling thread's block
-//! follows the threads' measured speeds (`Share`), and results do not depend on the split.
-//! Other backends (ndarray, GPUs) and layers without bias use Burn's ops, so every backend
-//! computes the same function; tests compare both paths on values and gradients.
+//! With the `fast-cpu` feature (default) and the CPU kernels enabled (`AE_CPU_KERNELS` not
+//! `off`), a layer with a bias on `flex` in `f32` runs as one fused operation of
+//! `ae_cpu::linear` (bias and `gemm` product in one buffer, a hand-written backward). Everything
+//! else (ndarray, GPUs, layers without bias, the feature or the kernels off) is
+//! `Linear::forward` (+ `relu`). The parameters are Burn's `Linear` either way, so records are
+//! unchanged; the two paths agree to float rounding on values and gradients (tested).
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -35,587 +23,32 @@ pub fn linear_relu(lin: &Linear, x: Tensor<2>) -> Tensor<2> {
 }
 
 fn forward(lin: &Linear, x: Tensor<2>, with_relu: bool) -> Tensor<2> {
-    #[cfg(feature = "flex")]
-    if let Some(b) = &lin.bias {
+    #[cfg(feature = "fast-cpu")]
+    if let Some(b) = &lin.bias
+        && ae_cpu::enabled()
+    {
         let (w, b) = (lin.weight.val(), b.val());
-        if flex::applies(&x, &w, &b) {
-            return flex::linear(x, w, b, with_relu);
+        if ae_cpu::linear::applies(&x, &w, &b) {
+            return ae_cpu::linear::linear(x, w, b, with_relu);
         }
     }
     let y = lin.forward(x);
     if with_relu { relu(y) } else { y }
 }
 
-/// The `flex` backend implementation: host kernels, the Burn backend extension and its
-/// autodiff wrapper.
-#[cfg(feature = "flex")]
-mod flex {
-    use crate::host::{contiguous, is_flex_f32, tensor};
-    use burn::backend::autodiff::{
-        Autodiff,
-        checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
-        grads::Gradients,
-        ops::{Backward, Ops, OpsKind},
-    };
-    use burn::backend::flex::FlexTensor;
-    use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Backend, Flex, backend_extension};
-    use burn::prelude::*;
-    use rayon::prelude::*;
-    use std::borrow::Cow;
-    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-
-    /// Whether the fused path can run: all three tensors `f32` on the `flex` device, shapes
-    /// consistent, no empty dimension.
-    pub fn applies(x: &Tensor<2>, w: &Tensor<2>, b: &Tensor<1>) -> bool {
-        let ([rows, d_in], [w_in, d_out], [b_out]) = (x.dims(), w.dims(), b.dims());
-        is_flex_f32(x)
-            && is_flex_f32(w)
-            && is_flex_f32(b)
-            && d_in == w_in
-            && d_out == b_out
-            && rows > 0
-            && d_in > 0
-            && d_out > 0
-    }
-
-    /// Fused linear layer (see [`super::linear`]).
-    pub fn linear(x: Tensor<2>, w: Tensor<2>, b: Tensor<1>, with_relu: bool) -> Tensor<2> {
-        let out = <burn::backend::Dispatch as LinearOps>::fused_linear(
-            x.into_dispatch(),
-            w.into_dispatch(),
-            b.into_dispatch(),
-            with_relu,
-        );
-        Tensor::from_dispatch(out)
-    }
-
-    /// The backend extension: a fully connected layer with an optional ReLU.
-    #[backend_extension(Flex, Autodiff)]
-    pub trait LinearOps: Backend {
-        /// `[batch, d_in] · [d_in, d_out] + [d_out]`, then ReLU if `with_relu`.
-        fn fused_linear(
-            x: FloatTensor<Self>,
-            w: FloatTensor<Self>,
-            b: FloatTensor<Self>,
-            with_relu: bool,
-        ) -> FloatTensor<Self>;
-    }
-
-    /// Products of at least this many multiply-adds (m·n·k) are split over the pool: about
-    /// 12 µs of one core's work at its peak, several times the cost of one fork-join.
-    const PARALLEL_THRESHOLD: usize = 64 * 64 * 128;
-
-    /// A row-major `m × k` or transposed operand: `(pointer, column stride, row stride)`.
-    struct Operand(*const f32, isize, isize);
-
-    impl Operand {
-        /// `rows × cols` row-major.
-        fn plain(s: &[f32], cols: usize) -> Self {
-            Self(s.as_ptr(), 1, cols as isize)
-        }
-        /// The transpose of a row-major matrix with `cols` columns.
-        fn transposed(s: &[f32], cols: usize) -> Self {
-            Self(s.as_ptr(), cols as isize, 1)
-        }
-    }
-
-    /// Which part of the output one thread computes: rows or columns `start..end`.
-    #[derive(Clone, Copy)]
-    enum Block {
-        Rows(usize, usize),
-        Cols(usize, usize),
-    }
-
-    /// How a product's output starts and ends, applied by each thread to its own block.
-    #[derive(Clone, Copy)]
-    struct Fill<'a> {
-        /// Start from this bias broadcast over rows and accumulate into it; `None`: overwrite.
-        bias: Option<&'a [f32]>,
-        /// Apply ReLU to the result.
-        relu: bool,
-    }
-
-    impl Fill<'_> {
-        /// Overwrite with the product, nothing else.
-        const PLAIN: Fill<'static> = Fill {
-            bias: None,
-            relu: false,
-        };
-    }
-
-    /// `dst ← [relu](bias + lhs·rhs)` (see [`Fill`]) for row-major `dst` of `m × n` and inner
-    /// size `k ≥ 1`; every element of `dst` is written, none is read before.
-    ///
-    /// A large product is split along its longer output side into one block per rayon thread
-    /// (multiples of 8 rows or columns), each a single-threaded `gemm` over the whole depth:
-    /// one fork-join per product, where gemm's own splitting joins once per depth block, and
-    /// every element is summed in the same order however the product is split. The calling
-    /// thread's block is sized by [`Share`] from the threads' measured speeds.
-    ///
-    /// # Safety
-    /// `dst` must have room for `m·n` elements, the bias (if any) `n` elements, and the
-    /// operands must address `m × k` and `k × n` matrices inside their slices.
-    unsafe fn gemm_into(
-        dst: *mut f32,
-        fill: Fill<'_>,
-        (m, n, k): (usize, usize, usize),
-        lhs: Operand,
-        rhs: Operand,
-    ) {
-        let threads = rayon::current_num_threads();
-        let side = m.max(n);
-        if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD || threads < 2 || side < 16 {
-            // SAFETY: forwarded from the caller.
-            unsafe { gemm_block(dst, fill, (m, n, k), &lhs, &rhs, Block::Cols(0, n)) };
-            return;
-        }
-        let share = SHARE.get(threads);
-        // The calling thread's block, then equal blocks for the others, in multiples of 8.
-        let first = ((side as f64 * share / 8.0).round() as usize * 8).clamp(8, side - 8);
-        let width = (side - first).div_ceil(threads - 1).div_ceil(8) * 8;
-        let block = |start: usize, end: usize| {
-            if n >= m {
-                Block::Cols(start, end)
-            } else {
-                Block::Rows(start, end)
-            }
-        };
-        let (dst, lhs, rhs) = (SendPtr(dst), &lhs, &rhs);
-        let other_ns = AtomicU64::new(0);
-        let mut own_ns = 0;
-        rayon::scope(|s| {
-            for start in (first..side).step_by(width) {
-                let other_ns = &other_ns;
-                s.spawn(move |_| {
-                    let dst = dst;
-                    let t = std::time::Instant::now();
-                    let end = (start + width).min(side);
-                    // SAFETY: blocks are disjoint parts of dst.
-                    unsafe { gemm_block(dst.0, fill, (m, n, k), lhs, rhs, block(start, end)) };
-                    // Per column (or row) of the block, the first block to finish.
-                    let per = t.elapsed().as_nanos() as u64 * 1024 / (end - start) as u64;
-                    let _ = other_ns.compare_exchange(
-                        0,
-                        per.max(1),
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                });
-            }
-            let t = std::time::Instant::now();
-            // SAFETY: the first block, on this thread; disjoint from the spawned ones.
-            unsafe { gemm_block(dst.0, fill, (m, n, k), lhs, rhs, block(0, first)) };
-            own_ns = t.elapsed().as_nanos() as u64 * 1024 / first as u64;
-        });
-        SHARE.update(threads, own_ns, other_ns.into_inner());
-    }
-
-    /// The calling thread's share of a split product, adapted to how fast the threads run.
-    ///
-    /// On a shared or virtual machine the cores do not run at one speed: measured on the
-    /// development VM, the other core took 30 % longer than the training thread for the same
-    /// block over a whole epoch, and the reverse in another; with equal blocks the faster thread
-    /// waits. After each split product, the time per column of the calling thread's block and
-    /// of the first other block to finish give the share that would have made both end
-    /// together; the share moves an eighth of the way there, staying between half and one and
-    /// a half of an equal share. The split changes only who computes which elements, never the
-    /// order of any sum, so results do not depend on it (tested bit for bit).
-    struct Share(AtomicU32);
-
-    static SHARE: Share = Share(AtomicU32::new(0));
-
-    impl Share {
-        /// The current share for `threads` threads (1/threads until measured).
-        fn get(&self, threads: usize) -> f64 {
-            match self.0.load(Ordering::Relaxed) {
-                0 => 1.0 / threads as f64,
-                bits => f32::from_bits(bits) as f64,
-            }
-        }
-
-        /// Moves the share towards equal finishing times, given the nanoseconds per 1024
-        /// columns of the calling thread's block and of another thread's.
-        fn update(&self, threads: usize, own: u64, other: u64) {
-            if own == 0 || other == 0 {
-                return;
-            }
-            // Speeds are inverse times per column; the ideal share is own speed over the sum.
-            let (own_speed, other_speed) = (1.0 / own as f64, 1.0 / other as f64);
-            let ideal = own_speed / (own_speed + (threads - 1) as f64 * other_speed);
-            let current = self.get(threads);
-            let next = (current + (ideal - current) / 8.0)
-                .clamp(0.5 / threads as f64, 1.5 / threads as f64);
-            self.0.store((next as f32).to_bits(), Ordering::Relaxed);
-        }
-    }
-
-    /// A raw output pointer handed to the pool's threads (each writes its own block).
-    #[derive(Clone, Copy)]
-    struct SendPtr(*mut f32);
-    // SAFETY: the threads write disjoint blocks, and the scope outlives none of them.
-    unsafe impl Send for SendPtr {}
-    unsafe impl Sync for SendPtr {}
-    // SAFETY: operands are only read, and outlive the scope that shares them.
-    unsafe impl Sync for Operand {}
-
-    /// One block of the product, single-threaded: the bias into the block, `gemm` over the
-    /// whole depth, then ReLU, as `fill` says.
-    ///
-    /// # Safety
-    /// As [`gemm_into`], with the block inside `m × n`.
-    unsafe fn gemm_block(
-        dst: *mut f32,
-        fill: Fill<'_>,
-        (m, n, k): (usize, usize, usize),
-        lhs: &Operand,
-        rhs: &Operand,
-        block: Block,
-    ) {
-        // The block's rows and columns in dst, and its first element in lhs and rhs.
-        let ((r0, r1), (c0, c1), lhs_off, rhs_off) = match block {
-            Block::Cols(a, b) => ((0, m), (a, b), 0, a as isize * rhs.1),
-            Block::Rows(a, b) => ((a, b), (0, n), a as isize * lhs.2, 0),
-        };
-        if let Some(bias) = fill.bias {
-            for r in r0..r1 {
-                // SAFETY: row r's columns c0..c1 lie inside dst (room for m·n), bias has n.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        bias[c0..c1].as_ptr(),
-                        dst.add(r * n + c0),
-                        c1 - c0,
-                    )
-                };
-            }
-        }
-        // SAFETY: forwarded; the offsets stay inside dst's, lhs's and rhs's matrices, and dst's
-        // block is initialised when gemm reads it (accumulating onto the bias).
-        unsafe {
-            gemm::gemm(
-                r1 - r0,
-                c1 - c0,
-                k,
-                dst.add(r0 * n + c0),
-                1,
-                n as isize,
-                fill.bias.is_some(),
-                lhs.0.offset(lhs_off),
-                lhs.1,
-                lhs.2,
-                rhs.0.offset(rhs_off),
-                rhs.1,
-                rhs.2,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            );
-        }
-        if fill.relu {
-            for r in r0..r1 {
-                // SAFETY: gemm has written the block's rows; no other thread touches them.
-                let row = unsafe { std::slice::from_raw_parts_mut(dst.add(r * n + c0), c1 - c0) };
-                row.iter_mut().for_each(|v| *v = v.max(0.0));
-            }
-        }
-    }
-
-    /// A new row-major `m × n` matrix `lhs·rhs` (`k ≥ 1`), written once by `gemm`.
-    fn product(m: usize, n: usize, k: usize, lhs: Operand, rhs: Operand) -> Vec<f32> {
-        let len = m * n;
-        let mut out = Vec::<f32>::with_capacity(len);
-        // SAFETY: `out` has room for m·n elements, all written by gemm_into (k ≥ 1) before
-        // `set_len`. The operands are checked by the callers' shapes.
-        unsafe {
-            gemm_into(out.as_mut_ptr(), Fill::PLAIN, (m, n, k), lhs, rhs);
-            out.set_len(len);
-        }
-        out
-    }
-
-    /// Forward on host tensors: `y = x·W + b` (ReLU applied in place when asked).
-    fn run_forward(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, with_relu: bool) -> FlexTensor {
-        let (rows, d_in) = (x.layout().shape()[0], x.layout().shape()[1]);
-        let d_out = w.layout().shape()[1];
-        let (xs, ws, bs) = (contiguous(x), contiguous(w), contiguous(b));
-        assert!(xs.len() == rows * d_in && ws.len() == d_in * d_out && bs.len() == d_out);
-        let mut y = Vec::with_capacity(rows * d_out);
-        let fill = Fill {
-            bias: Some(&bs),
-            relu: with_relu,
-        };
-        // SAFETY: y has room for rows·d_out elements, all written by gemm_into before
-        // `set_len`; x is rows × d_in, W d_in × d_out and the bias d_out long (asserted).
-        unsafe {
-            gemm_into(
-                y.as_mut_ptr(),
-                fill,
-                (rows, d_out, d_in),
-                Operand::plain(&xs, d_in),
-                Operand::plain(&ws, d_out),
-            );
-            y.set_len(rows * d_out);
-        }
-        tensor(y, [rows, d_out])
-    }
-
-    impl LinearOps for Flex {
-        fn fused_linear(
-            x: FloatTensor<Self>,
-            w: FloatTensor<Self>,
-            b: FloatTensor<Self>,
-            with_relu: bool,
-        ) -> FloatTensor<Self> {
-            run_forward(&x, &w, &b, with_relu)
-        }
-    }
-
-    /// Elements per rayon task in the backward pass's element-wise work (ReLU mask, bias sums).
-    const ELEMENTS_PER_TASK: usize = 16 * 1024;
-
-    /// Backward state: the input (for ∂W), the weight (for ∂x), and the output when a ReLU
-    /// followed (its sign is the ReLU's derivative).
-    type State = (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>);
-
-    #[derive(Debug)]
-    struct LinearBackward;
-
-    impl Backward<Flex, 3> for LinearBackward {
-        type State = State;
-
-        fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let [node_x, node_w, node_b] = ops.parents;
-            let (x, w, y) = ops.state;
-            let grad = grads.consume::<Flex>(&ops.node);
-            let (rows, d_out) = (grad.layout().shape()[0], grad.layout().shape()[1]);
-            let g = match y {
-                // Through the ReLU: the gradient where the output was positive, else 0.
-                Some(y) => {
-                    let (gs, ys) = (contiguous(&grad), contiguous(&y));
-                    let mut masked = vec![0.0f32; gs.len()];
-                    masked
-                        .par_chunks_mut(ELEMENTS_PER_TASK)
-                        .zip(gs.par_chunks(ELEMENTS_PER_TASK))
-                        .zip(ys.par_chunks(ELEMENTS_PER_TASK))
-                        .for_each(|((m, g), y)| {
-                            for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
-                                *m = if y > 0.0 { g } else { 0.0 };
-                            }
-                        });
-                    Cow::Owned(masked)
-                }
-                None => contiguous(&grad),
-            };
-            if let (Some(node), Some(w)) = (node_x, w) {
-                // ∂x = g·Wᵀ: [rows, d_out]·[d_out, d_in].
-                let ws = contiguous(&w);
-                let d_in = ws.len() / d_out;
-                let dx = product(
-                    rows,
-                    d_in,
-                    d_out,
-                    Operand::plain(&g, d_out),
-                    Operand::transposed(&ws, d_out),
-                );
-                grads.register::<Flex>(node.id, tensor(dx, [rows, d_in]));
-            }
-            if let (Some(node), Some(x)) = (node_w, x) {
-                // ∂W = xᵀ·g: [d_in, rows]·[rows, d_out].
-                let xs = contiguous(&x);
-                let d_in = xs.len() / rows;
-                let dw = product(
-                    d_in,
-                    d_out,
-                    rows,
-                    Operand::transposed(&xs, d_in),
-                    Operand::plain(&g, d_out),
-                );
-                grads.register::<Flex>(node.id, tensor(dw, [d_in, d_out]));
-            }
-            if let Some(node) = node_b {
-                // Column sums, split by columns: each sum still runs over the rows in order.
-                let mut db = vec![0.0f32; d_out];
-                let cols = (ELEMENTS_PER_TASK / rows).max(16);
-                db.par_chunks_mut(cols).enumerate().for_each(|(i, db)| {
-                    let c0 = i * cols;
-                    for row in g.chunks_exact(d_out) {
-                        let row = &row[c0..c0 + db.len()];
-                        db.iter_mut().zip(row).for_each(|(d, &v)| *d += v);
-                    }
-                });
-                grads.register::<Flex>(node.id, tensor(db, [d_out]));
-            }
-        }
-    }
-
-    impl<C: CheckpointStrategy> LinearOps for Autodiff<Flex, C> {
-        fn fused_linear(
-            x: FloatTensor<Self>,
-            w: FloatTensor<Self>,
-            b: FloatTensor<Self>,
-            with_relu: bool,
-        ) -> FloatTensor<Self> {
-            let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
-            match LinearBackward
-                .prepare::<C>([x.node(), w.node(), b.node()])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => {
-                    let y = run_forward(x.primitive(), w.primitive(), b.primitive(), with_relu);
-                    let state = (
-                        w_tracked.then(|| x.primitive().clone()),
-                        x_tracked.then(|| w.primitive().clone()),
-                        with_relu.then(|| y.clone()),
-                    );
-                    prep.finish(state, y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(run_forward(
-                    x.primitive(),
-                    w.primitive(),
-                    b.primitive(),
-                    with_relu,
-                )),
-            }
-        }
-    }
-
-    #[cfg(test)]
-    mod split_tests {
-        use super::*;
-
-        /// `len` deterministic values in [−2, 2) (a multiplicative hash of the index).
-        fn data(len: usize, seed: u32) -> Vec<f32> {
-            (0..len)
-                .map(|i| {
-                    (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0 - 2.0
-                })
-                .collect()
-        }
-
-        /// The share moves towards the speeds' ratio, an eighth of the way per product, and
-        /// stays inside its bounds.
-        #[test]
-        fn share_converges_to_the_speed_ratio() {
-            let share = Share(AtomicU32::new(0));
-            assert_eq!(share.get(2), 0.5);
-            // The calling thread needs 1000 ns per column, the other 1500: ideal 0.6.
-            share.update(2, 1000, 1500);
-            assert!((share.get(2) - (0.5 + 0.1 / 8.0)).abs() < 1e-6);
-            for _ in 0..200 {
-                share.update(2, 1000, 1500);
-            }
-            assert!((share.get(2) - 0.6).abs() < 1e-4, "{}", share.get(2));
-            for _ in 0..200 {
-                share.update(2, 1, 1_000_000);
-            }
-            assert!((share.get(2) - 0.75).abs() < 1e-6, "clamped at 1.5/threads");
-            share.update(2, 0, 5);
-            assert!(
-                (share.get(2) - 0.75).abs() < 1e-6,
-                "no measurement, no change"
-            );
-            for _ in 0..200 {
-                share.update(2, 1_000_000, 1);
-            }
-            assert!((share.get(2) - 0.25).abs() < 1e-6, "clamped at 0.5/threads");
-        }
-
-        /// However the calling thread's share is set, a split product is bit-identical to the
-        /// single-threaded one, split by columns and by rows, plain and transposed operands.
-        #[test]
-        fn split_products_do_not_depend_on_the_share() {
-            // (m, n, k): wide output (column split) and tall output (row split).
-            for (m, n, k) in [(128, 400, 300), (400, 40, 128)] {
-                let (a, b) = (data(m * k, 1), data(k * n, 2));
-                let serial = rayon::ThreadPoolBuilder::new()
-                    .num_threads(1)
-                    .build()
-                    .unwrap();
-                let reference = serial
-                    .install(|| product(m, n, k, Operand::plain(&a, k), Operand::plain(&b, n)));
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(2)
-                    .build()
-                    .unwrap();
-                for s in [0.3f32, 0.5, 0.7, 0.95] {
-                    SHARE.0.store(s.to_bits(), Ordering::Relaxed);
-                    let split = pool
-                        .install(|| product(m, n, k, Operand::plain(&a, k), Operand::plain(&b, n)));
-                    assert!(split == reference, "share {s}, {m}x{n}x{k}");
-                    // Aᵀ read through strides: the same product from a transposed copy of A.
-                    let at: Vec<f32> = (0..k * m).map(|i| a[(i % m) * k + i / m]).collect();
-                    let split_t = pool.install(|| {
-                        product(m, n, k, Operand::transposed(&at, m), Operand::plain(&b, n))
-                    });
-                    assert!(split_t == reference, "share {s}, {m}x{n}x{k}, Aᵀ");
-                }
-            }
-            SHARE.0.store(0, Ordering::Relaxed);
-        }
-
-        /// The β sweep's dense-layer products, forward (64×4096 · 4096×512 and back) and
-        /// backward (∂W = xᵀ·∂y, ∂x = ∂y·Wᵀ), are bit-identical with 1, 2, 3, 8 and 16 threads:
-        /// narrower blocks must not change `gemm`'s summation order.
-        #[test]
-        fn sweep_layer_products_do_not_depend_on_the_thread_count() {
-            let (batch, wide, narrow) = (64, 4096, 512);
-            // (m, n, k, lhs transposed, rhs transposed): x·W, h·W₂, ∂W = xᵀ·∂y, ∂x = ∂y·Wᵀ.
-            for (m, n, k, lhs_t, rhs_t) in [
-                (batch, narrow, wide, false, false),
-                (batch, wide, narrow, false, false),
-                (wide, narrow, batch, true, false),
-                (batch, wide, narrow, false, true),
-            ] {
-                let (a, b) = (data(m * k, 3), data(k * n, 4));
-                let run = |threads: usize| {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .build()
-                        .unwrap();
-                    pool.install(|| {
-                        let lhs = if lhs_t {
-                            Operand::transposed(&a, m)
-                        } else {
-                            Operand::plain(&a, k)
-                        };
-                        let rhs = if rhs_t {
-                            Operand::transposed(&b, k)
-                        } else {
-                            Operand::plain(&b, n)
-                        };
-                        product(m, n, k, lhs, rhs)
-                    })
-                };
-                let reference = run(1);
-                for threads in [2, 3, 8, 16] {
-                    let got = run(threads);
-                    let differing = got
-                        .iter()
-                        .zip(&reference)
-                        .filter(|(x, y)| x.to_bits() != y.to_bits())
-                        .count();
-                    assert_eq!(differing, 0, "{m}x{n}x{k} with {threads} threads");
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use burn::nn::LinearConfig;
-    use burn::tensor::{Distribution, TensorData, Tolerance};
+    use burn::tensor::TensorData;
+    #[cfg(feature = "fast-cpu")]
+    use burn::tensor::{Distribution, Tolerance};
 
-    #[cfg(feature = "flex")]
-    /// Values and the gradients of input, weight and bias agree with Burn's `Linear` (+ ReLU),
-    /// for layers whose products are split over the pool by columns (130×300→257) and by rows
-    /// (200×400→40, a narrow output) and a small one, with and without ReLU, with a tracked and
-    /// an untracked input.
+    #[cfg(feature = "fast-cpu")]
+    /// `ae-cpu`'s fused layer and Burn's `Linear` (+ ReLU) agree on values and on the gradients
+    /// of input, weight and bias, for layers whose products are split over the pool by columns
+    /// (130×300→257) and by rows (200×400→40, a narrow output) and a small one, with and
+    /// without ReLU, with a tracked and an untracked input.
     #[test]
     fn fused_matches_burns_linear_with_gradients() {
         let d = Device::default().autodiff();
@@ -625,7 +58,7 @@ mod tests {
             let v = Tensor::<2>::random([rows, d_out], Distribution::Normal(0.0, 1.0), &d);
             let b = lin.bias.as_ref().unwrap().val();
             assert!(
-                flex::applies(&x, &lin.weight.val(), &b),
+                ae_cpu::linear::applies(&x, &lin.weight.val(), &b),
                 "the fused path is tested"
             );
             for (with_relu, track_x) in [(false, true), (true, true), (true, false)] {
@@ -635,9 +68,9 @@ mod tests {
                     } else {
                         x.clone()
                     };
+                    let (w, b) = (lin.weight.val(), b.clone());
                     let y = match (fused, with_relu) {
-                        (true, false) => linear(&lin, x.clone()),
-                        (true, true) => linear_relu(&lin, x.clone()),
+                        (true, _) => ae_cpu::linear::linear(x.clone(), w, b, with_relu),
                         (false, false) => lin.forward(x.clone()),
                         (false, true) => relu(lin.forward(x.clone())),
                     };
@@ -661,10 +94,9 @@ mod tests {
         }
     }
 
-    #[cfg(feature = "flex")]
     /// A hand-computed layer: [1, 2]·[[1, −1], [2, 0.5]] + [0.5, −3] = [5.5, −3], ReLU → [5.5, 0].
     #[test]
-    fn fused_matches_hand_values() {
+    fn matches_hand_values() {
         let d = Device::default();
         let mut lin = LinearConfig::new(2, 2).init(&d);
         lin.weight =

@@ -1,7 +1,7 @@
 //! Which threads run the CPU kernels.
 //!
-//! Burn's CPU kernels (gemm, flex's element-wise ops, [`crate::optim::FusedAdam`], the fused
-//! Bernoulli loss) split work over rayon's global pool. Called from a thread outside the pool,
+//! The CPU kernels (Burn's gemm and flex's element-wise ops, and with the `fast-cpu` feature
+//! `ae-cpu`'s fused layers, Bernoulli loss and `FusedAdam`) split work over rayon's global pool. Called from a thread outside the pool,
 //! each parallel op hands its work to the pool and blocks, and in between the pool's idle
 //! workers spin while the calling thread runs the serial ops: one thread more than there are
 //! cores, contending for them. [`join_compute_pool`] makes the calling thread (the one that

@@ -11,31 +11,132 @@
 //!   one broadcast multiply by the upstream gradient.
 //!
 //! It is a Burn backend extension ([`BernoulliNllOps`]) implemented for the `flex` backend and
-//! for `Autodiff<flex>` with a hand-written backward pass. [`bernoulli_nll`] uses it when the
-//! tensors live on `flex` in `f32`, and Burn's composed ops everywhere else (ndarray, GPUs),
-//! so every backend computes the same function; the backend-parity test compares the two.
+//! for `Autodiff<flex>` with a hand-written backward pass. `ae_core::bernoulli::bernoulli_nll`
+//! uses it when [`applies`] holds (and the kernels are [`enabled`](crate::enabled)), and Burn's
+//! composed ops everywhere else (ndarray, GPUs), so every backend computes the same function;
+//! `ae-core`'s tests and the backend-parity test compare the two.
+use crate::host::{contiguous, is_flex_f32, tensor};
+use burn::backend::autodiff::{
+    Autodiff,
+    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+    grads::Gradients,
+    ops::{Backward, Ops, OpsKind},
+};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Flex, backend_extension};
 use burn::prelude::*;
-use burn::tensor::activation::log_sigmoid;
+
+/// Whether the fused kernel can run on these tensors: `f32` on the `flex` device (with or
+/// without autodiff).
+pub fn applies(logits: &Tensor<2>, x: &Tensor<2>) -> bool {
+    is_flex_f32(logits) && is_flex_f32(x) && logits.dims() == x.dims() && logits.dims()[0] > 0
+}
 
 /// Per-sample Bernoulli negative log-likelihood from logits, in nats:
 /// `Σ_j softplus(l_j) − x_j·l_j` over the columns of `logits` and `x` (both `[batch, pixels]`),
-/// returning `[batch]`. Differentiable in both arguments; fused on `flex` (see the module docs).
+/// returning `[batch]`; differentiable in both arguments. Only for tensors where [`applies`]
+/// holds.
 pub fn bernoulli_nll(logits: Tensor<2>, x: Tensor<2>) -> Tensor<1> {
-    #[cfg(feature = "flex")]
-    if flex::applies(&logits, &x) {
-        return flex::bernoulli_nll(logits, x);
-    }
-    bernoulli_nll_composed(logits, x)
+    let out = <burn::backend::Dispatch as BernoulliNllOps>::bernoulli_nll(
+        logits.into_dispatch(),
+        x.into_dispatch(),
+    );
+    Tensor::from_dispatch(out)
 }
 
-/// The same function from Burn's tensor ops (`−(log σ(−l) + x·l)` summed over pixels): the
-/// path for every backend without the fused kernel, and the reference the kernel is tested
-/// against.
-pub fn bernoulli_nll_composed(logits: Tensor<2>, x: Tensor<2>) -> Tensor<1> {
-    (log_sigmoid(-logits.clone()) + x * logits)
-        .sum_dim(1)
-        .squeeze_dim::<1>(1)
-        .neg()
+/// The backend extension: per-row Bernoulli NLL from logits.
+#[backend_extension(Flex, Autodiff)]
+pub trait BernoulliNllOps: Backend {
+    /// `[batch, pixels]` logits and targets → `[batch]` NLL.
+    fn bernoulli_nll(logits: FloatTensor<Self>, x: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// Runs the kernel; returns the NLL `[batch]` and, if asked, σ(l) − x `[batch, pixels]`.
+fn run(logits: &FlexTensor, x: &FlexTensor, with_dir: bool) -> (FlexTensor, Option<FlexTensor>) {
+    let (rows, cols) = (logits.layout().shape()[0], logits.layout().shape()[1]);
+    let (l, xs) = (contiguous(logits), contiguous(x));
+    let mut nll = vec![0.0f32; rows];
+    let mut dir = with_dir.then(|| vec![0.0f32; l.len()]);
+    kernel::bernoulli_rows(&l, &xs, &mut nll, dir.as_deref_mut());
+    (tensor(nll, [rows]), dir.map(|d| tensor(d, [rows, cols])))
+}
+
+/// `dir · grad` for `dir: [rows, cols]` and `grad: [rows, 1]`: each row scaled by its
+/// upstream gradient, in `dir`'s own buffer (made by [`run`], so not shared) and split by
+/// rows over the pool; Burn's broadcast multiply would allocate, zero and realign a new
+/// `[rows, cols]` tensor on one thread.
+fn scale_rows(mut dir: FlexTensor, grad: &FlexTensor) -> FlexTensor {
+    use rayon::prelude::*;
+    let cols = dir.layout().shape()[1];
+    let g = contiguous(grad);
+    let contiguous_dir = dir.is_contiguous();
+    match dir.try_storage_mut::<f32>() {
+        Some(d) if contiguous_dir && d.len() == g.len() * cols => {
+            d.par_chunks_mut(cols * kernel::ROWS_PER_TASK)
+                .zip(g.par_chunks(kernel::ROWS_PER_TASK))
+                .for_each(|(rows, g)| {
+                    for (row, &g) in rows.chunks_exact_mut(cols).zip(g) {
+                        row.iter_mut().for_each(|v| *v *= g);
+                    }
+                });
+            dir
+        }
+        _ => Flex::float_mul(dir, grad.clone()),
+    }
+}
+
+impl BernoulliNllOps for Flex {
+    fn bernoulli_nll(logits: FloatTensor<Self>, x: FloatTensor<Self>) -> FloatTensor<Self> {
+        run(&logits, &x, false).0
+    }
+}
+
+/// Backward state: σ(l) − x, and the logits when the targets need a gradient too.
+type State = (FlexTensor, Option<FlexTensor>);
+
+#[derive(Debug)]
+struct BernoulliNllBackward;
+
+impl Backward<Flex, 2> for BernoulliNllBackward {
+    type State = State;
+
+    fn backward(self, ops: Ops<State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_logits, node_x] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node); // [batch]
+        let rows = grad.layout().shape()[0];
+        let grad = Flex::float_reshape(grad, [rows, 1].into());
+        let (dir, logits) = ops.state;
+        if let (Some(node), Some(logits)) = (node_x, logits) {
+            // ∂/∂x_j = −l_j.
+            let g = Flex::float_mul(Flex::float_neg(logits), grad.clone());
+            grads.register::<Flex>(node.id, g);
+        }
+        if let Some(node) = node_logits {
+            grads.register::<Flex>(node.id, scale_rows(dir, &grad));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> BernoulliNllOps for Autodiff<Flex, C> {
+    fn bernoulli_nll(logits: FloatTensor<Self>, x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let x_tracked = x.is_tracked();
+        match BernoulliNllBackward
+            .prepare::<C>([logits.node(), x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (nll, dir) = run(logits.primitive(), x.primitive(), true);
+                let keep = x_tracked.then(|| logits.primitive().clone());
+                prep.finish((dir.expect("asked for"), keep), nll)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(run(logits.primitive(), x.primitive(), false).0)
+            }
+        }
+    }
 }
 
 /// Host kernels: plain slices in, plain slices out.
@@ -200,141 +301,9 @@ pub mod kernel {
     }
 }
 
-/// The `flex` backend implementation: the Burn backend extension and its autodiff wrapper.
-#[cfg(feature = "flex")]
-mod flex {
-    use super::kernel;
-    use crate::host::{contiguous, is_flex_f32, tensor};
-    use burn::backend::autodiff::{
-        Autodiff,
-        checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
-        grads::Gradients,
-        ops::{Backward, Ops, OpsKind},
-    };
-    use burn::backend::flex::FlexTensor;
-    use burn::backend::ops::FloatTensorOps;
-    use burn::backend::tensor::FloatTensor;
-    use burn::backend::{Backend, Flex, backend_extension};
-    use burn::prelude::*;
-
-    /// Whether the fused kernel can run on these tensors: `f32` on the `flex` device (with or
-    /// without autodiff).
-    pub fn applies(logits: &Tensor<2>, x: &Tensor<2>) -> bool {
-        is_flex_f32(logits) && is_flex_f32(x) && logits.dims() == x.dims() && logits.dims()[0] > 0
-    }
-
-    /// Fused Bernoulli NLL (see [`super::bernoulli_nll`]).
-    pub fn bernoulli_nll(logits: Tensor<2>, x: Tensor<2>) -> Tensor<1> {
-        let out = <burn::backend::Dispatch as BernoulliNllOps>::bernoulli_nll(
-            logits.into_dispatch(),
-            x.into_dispatch(),
-        );
-        Tensor::from_dispatch(out)
-    }
-
-    /// The backend extension: per-row Bernoulli NLL from logits.
-    #[backend_extension(Flex, Autodiff)]
-    pub trait BernoulliNllOps: Backend {
-        /// `[batch, pixels]` logits and targets → `[batch]` NLL.
-        fn bernoulli_nll(logits: FloatTensor<Self>, x: FloatTensor<Self>) -> FloatTensor<Self>;
-    }
-
-    /// Runs the kernel; returns the NLL `[batch]` and, if asked, σ(l) − x `[batch, pixels]`.
-    fn run(
-        logits: &FlexTensor,
-        x: &FlexTensor,
-        with_dir: bool,
-    ) -> (FlexTensor, Option<FlexTensor>) {
-        let (rows, cols) = (logits.layout().shape()[0], logits.layout().shape()[1]);
-        let (l, xs) = (contiguous(logits), contiguous(x));
-        let mut nll = vec![0.0f32; rows];
-        let mut dir = with_dir.then(|| vec![0.0f32; l.len()]);
-        kernel::bernoulli_rows(&l, &xs, &mut nll, dir.as_deref_mut());
-        (tensor(nll, [rows]), dir.map(|d| tensor(d, [rows, cols])))
-    }
-
-    /// `dir · grad` for `dir: [rows, cols]` and `grad: [rows, 1]`: each row scaled by its
-    /// upstream gradient, in `dir`'s own buffer (made by [`run`], so not shared) and split by
-    /// rows over the pool; Burn's broadcast multiply would allocate, zero and realign a new
-    /// `[rows, cols]` tensor on one thread.
-    fn scale_rows(mut dir: FlexTensor, grad: &FlexTensor) -> FlexTensor {
-        use rayon::prelude::*;
-        let cols = dir.layout().shape()[1];
-        let g = contiguous(grad);
-        let contiguous_dir = dir.is_contiguous();
-        match dir.try_storage_mut::<f32>() {
-            Some(d) if contiguous_dir && d.len() == g.len() * cols => {
-                d.par_chunks_mut(cols * kernel::ROWS_PER_TASK)
-                    .zip(g.par_chunks(kernel::ROWS_PER_TASK))
-                    .for_each(|(rows, g)| {
-                        for (row, &g) in rows.chunks_exact_mut(cols).zip(g) {
-                            row.iter_mut().for_each(|v| *v *= g);
-                        }
-                    });
-                dir
-            }
-            _ => Flex::float_mul(dir, grad.clone()),
-        }
-    }
-
-    impl BernoulliNllOps for Flex {
-        fn bernoulli_nll(logits: FloatTensor<Self>, x: FloatTensor<Self>) -> FloatTensor<Self> {
-            run(&logits, &x, false).0
-        }
-    }
-
-    /// Backward state: σ(l) − x, and the logits when the targets need a gradient too.
-    type State = (FlexTensor, Option<FlexTensor>);
-
-    #[derive(Debug)]
-    struct BernoulliNllBackward;
-
-    impl Backward<Flex, 2> for BernoulliNllBackward {
-        type State = State;
-
-        fn backward(self, ops: Ops<State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let [node_logits, node_x] = ops.parents;
-            let grad = grads.consume::<Flex>(&ops.node); // [batch]
-            let rows = grad.layout().shape()[0];
-            let grad = Flex::float_reshape(grad, [rows, 1].into());
-            let (dir, logits) = ops.state;
-            if let (Some(node), Some(logits)) = (node_x, logits) {
-                // ∂/∂x_j = −l_j.
-                let g = Flex::float_mul(Flex::float_neg(logits), grad.clone());
-                grads.register::<Flex>(node.id, g);
-            }
-            if let Some(node) = node_logits {
-                grads.register::<Flex>(node.id, scale_rows(dir, &grad));
-            }
-        }
-    }
-
-    impl<C: CheckpointStrategy> BernoulliNllOps for Autodiff<Flex, C> {
-        fn bernoulli_nll(logits: FloatTensor<Self>, x: FloatTensor<Self>) -> FloatTensor<Self> {
-            let x_tracked = x.is_tracked();
-            match BernoulliNllBackward
-                .prepare::<C>([logits.node(), x.node()])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => {
-                    let (nll, dir) = run(logits.primitive(), x.primitive(), true);
-                    let keep = x_tracked.then(|| logits.primitive().clone());
-                    prep.finish((dir.expect("asked for"), keep), nll)
-                }
-                OpsKind::UnTracked(prep) => {
-                    prep.finish(run(logits.primitive(), x.primitive(), false).0)
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::kernel::{exp_neg, log1p_unit};
-    use super::*;
-    use burn::tensor::{Distribution, Tolerance};
 
     #[test]
     fn exp_and_log1p_match_libm() {
@@ -354,43 +323,5 @@ mod tests {
         assert!(exp_neg(f32::NAN).is_nan());
         assert_eq!(exp_neg(0.0), 1.0);
         assert_eq!(log1p_unit(0.0), 0.0);
-    }
-
-    #[cfg(feature = "flex")]
-    /// Hand values: softplus(l) − x·l for l = 0 (log 2), large |l| (no overflow), mixed x.
-    #[test]
-    fn fused_matches_hand_values() {
-        let d = Device::default();
-        let l = Tensor::<2>::from_floats([[0.0, 100.0, -100.0, 2.0]], &d);
-        let x = Tensor::<2>::from_floats([[1.0, 1.0, 0.0, 0.25]], &d);
-        // log 2; softplus(100) − 100 ≈ 0; softplus(−100) ≈ 0; log(1 + e²) − 0.5.
-        let want = std::f64::consts::LN_2 + 0.0 + 0.0 + ((1.0 + 2f64.exp()).ln() - 0.5);
-        let got = bernoulli_nll(l, x).into_scalar::<f32>() as f64;
-        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
-    }
-
-    #[cfg(feature = "flex")]
-    /// The fused operation and Burn's composed ops agree on values and on both gradients.
-    #[test]
-    fn fused_matches_composed_with_gradients() {
-        let d = Device::default().autodiff();
-        let logits = Tensor::<2>::random([37, 301], Distribution::Normal(0.0, 4.0), &d);
-        let x = Tensor::<2>::random([37, 301], Distribution::Uniform(0.0, 1.0), &d);
-        let w = Tensor::<1>::random([37], Distribution::Uniform(0.5, 2.0), &d);
-        let run = |f: fn(Tensor<2>, Tensor<2>) -> Tensor<1>| {
-            let (l, x) = (logits.clone().require_grad(), x.clone().require_grad());
-            let y = f(l.clone(), x.clone());
-            let grads = (y.clone() * w.clone()).sum().backward();
-            (
-                y.into_data(),
-                l.grad(&grads).unwrap().into_data(),
-                x.grad(&grads).unwrap().into_data(),
-            )
-        };
-        let (fy, fl, fx) = run(bernoulli_nll);
-        let (cy, cl, cx) = run(bernoulli_nll_composed);
-        fy.assert_approx_eq::<f32>(&cy, Tolerance::relative(1e-5));
-        fl.assert_approx_eq::<f32>(&cl, Tolerance::absolute(1e-5));
-        fx.assert_approx_eq::<f32>(&cx, Tolerance::absolute(1e-4));
     }
 }

@@ -1,0 +1,43 @@
+//! Helpers shared by the kernels ([`crate::bernoulli`], [`crate::linear`], [`crate::adam`]):
+//! which tensors they accept, moving `f32` data between flex tensors and plain slices, and
+//! buffers that a kernel writes in full.
+use burn::backend::DispatchDevice;
+use burn::backend::flex::FlexTensor;
+use burn::prelude::*;
+use burn::tensor::{DType, TensorData};
+use std::borrow::Cow;
+use std::mem::MaybeUninit;
+
+/// Whether `t` is an `f32` tensor on the `flex` device (with or without autodiff).
+pub fn is_flex_f32<const D: usize>(t: &Tensor<D>) -> bool {
+    t.dtype() == DType::F32 && matches!(t.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// A contiguous `f32` view of a flex tensor (copying only when it is strided).
+pub fn contiguous(t: &FlexTensor) -> Cow<'_, [f32]> {
+    match t.as_slice::<f32>() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(t.to_contiguous().storage::<f32>().to_vec()),
+    }
+}
+
+/// A flex tensor owning `values` (row-major, no copy).
+pub fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// A vector of `len` values written by `write` into its uninitialised buffer (no zero-fill
+/// first); `write`'s error is passed on, and the buffer dropped, when it fails.
+///
+/// # Safety
+/// When `write` returns `Ok`, it must have written every element of the slice it was given.
+pub unsafe fn filled<E>(
+    len: usize,
+    write: impl FnOnce(&mut [MaybeUninit<f32>]) -> Result<(), E>,
+) -> Result<Vec<f32>, E> {
+    let mut v = Vec::<f32>::with_capacity(len);
+    write(&mut v.spare_capacity_mut()[..len])?;
+    // SAFETY: the caller guarantees that `write` initialised all `len` elements.
+    unsafe { v.set_len(len) };
+    Ok(v)
+}

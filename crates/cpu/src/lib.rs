@@ -1,0 +1,53 @@
+//! `ae-cpu`: the workspace's hand-written CPU kernels for Burn's `flex` backend.
+//!
+//! Everything here is a performance path; with it compiled out (or switched off at run time)
+//! the workspace computes the same functions with Burn's own ops and Burn's `Adam`, to float
+//! rounding. What it holds:
+//!
+//! - [`linear`]: a dense layer `x·W + b` (optionally then ReLU) as one Burn backend extension
+//!   with a hand-written backward, writing bias and `gemm`'s product into one buffer; large
+//!   products split over the rayon pool with results that do not depend on the split.
+//! - [`bernoulli`]: the per-sample Bernoulli negative log-likelihood from logits as one
+//!   vectorised, rayon-parallel pass that also prepares the gradient.
+//! - [`adam`]: [`FusedAdam`], Burn's Adam rule in one parallel pass per parameter.
+//!
+//! **Which tensors.** The layer and the loss apply to `f32` tensors on the `flex` device (with or
+//! without autodiff); [`linear::applies`] and [`bernoulli::applies`] say when. `FusedAdam` takes
+//! `f32` parameters on any CPU backend (`flex`, `ndarray`) and hands other dtypes to Burn's
+//! `Adam`. The callers (`ae_core::linear`, `ae_core::bernoulli`, `ae_train::optim`) fall back
+//! to Burn's ops for everything else (GPUs, layers without bias, other dtypes).
+//!
+//! **The switch.** At compile time, the default-on cargo feature `fast-cpu` of the `ae`,
+//! `experiments`, `ae-train` and `ae-core` packages (off: this crate is not built). At run
+//! time, the environment variable `AE_CPU_KERNELS=off` (also `0` or `false`), read once per
+//! process by [`enabled`], makes the callers use Burn's ops although the kernels are compiled.
+//!
+//! **Where `unsafe` lives.** All of the workspace's `unsafe` is in this crate: the `gemm` calls
+//! and the parallel writes of disjoint output blocks in [`linear`] (behind one safe entry point
+//! that checks every operand's extent with [`MatRef`] and the output's length first), the
+//! `set_len` of buffers written in full by a kernel (`host::filled`), and the calls of
+//! AVX2 variants after a run-time CPU-feature check ([`bernoulli`], [`adam`]).
+//!
+//! This crate depends on Burn, `gemm` and rayon only, not on other workspace crates.
+#![warn(missing_docs)]
+
+pub mod adam;
+pub mod bernoulli;
+mod host;
+pub mod linear;
+
+pub use adam::FusedAdam;
+pub use linear::{MatRef, ShapeError};
+
+/// Whether the kernels are switched on: `false` when the environment variable
+/// `AE_CPU_KERNELS` is `off`, `0` or `false` (read on the first call; later changes to the
+/// variable are ignored, so one process never mixes the two paths).
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        !matches!(
+            std::env::var("AE_CPU_KERNELS").as_deref(),
+            Ok("off" | "0" | "false")
+        )
+    })
+}
