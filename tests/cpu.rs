@@ -10,9 +10,10 @@
 //! 2.9e-7 on the development machine; two epochs of full MNIST, 938 steps, drift further, to
 //! 6e-4 in the valid loss). With the feature compiled out both children run Burn's ops and
 //! must agree bit for bit.
+use crate::resume::child_command;
 use crate::util::{small_mnist_vae, training_lock};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 /// Relative tolerance for the losses of the two paths (see the module docs).
 const TOLERANCE: f64 = 1e-4;
@@ -20,18 +21,9 @@ const TOLERANCE: f64 = 1e-4;
 /// Trains `config` into `dir` in a child process (the resume tests' child entry point) with
 /// `AE_CPU_KERNELS=kernels`.
 fn train_in_child(config: &Path, dir: &Path, kernels: &str) {
-    let job = ["train", config.to_str().unwrap(), dir.to_str().unwrap()].join("\t");
-    let status = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "resume::child_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("AE_TEST_CHILD", job)
+    let job = ["train", config.to_str().unwrap(), dir.to_str().unwrap()];
+    let status = child_command(&job)
         .env("AE_CPU_KERNELS", kernels)
-        .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .status()
         .unwrap();

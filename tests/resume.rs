@@ -36,8 +36,10 @@ fn child_process() {
     }
 }
 
-fn spawn_child(job: &[&str]) -> Child {
-    Command::new(std::env::current_exe().unwrap())
+/// This test binary, set to run `job` in the hidden test [`child_process`] (stdout discarded).
+pub fn child_command(job: &[&str]) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args([
             "--exact",
             "resume::child_process",
@@ -46,10 +48,12 @@ fn spawn_child(job: &[&str]) -> Child {
             "--test-threads=1",
         ])
         .env("AE_TEST_CHILD", job.join("\t"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .stdout(Stdio::null());
+    command
+}
+
+fn spawn_child(job: &[&str]) -> Child {
+    child_command(job).stderr(Stdio::null()).spawn().unwrap()
 }
 
 /// Waits until the run in `run_dir` has written the first record of its epoch-1 checkpoint
