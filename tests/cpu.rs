@@ -11,7 +11,7 @@
 //! 6e-4 in the valid loss). With the feature compiled out both children run Burn's ops and
 //! must agree bit for bit.
 use crate::resume::child_command;
-use crate::util::{small_mnist_vae, training_lock};
+use crate::util::{metrics_rows, small_mnist_vae, training_lock};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -36,14 +36,11 @@ fn train_in_child(config: &Path, dir: &Path, kernels: &str) {
 /// The loss columns of `metrics.csv` (loss, reconstruction, KL, β-loss) of every row (one per
 /// epoch and split), named by row and column.
 fn losses(dir: &Path) -> Vec<(String, f64)> {
-    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let mut out = Vec::new();
-    for (row, line) in lines.enumerate() {
-        for (name, cell) in header.iter().zip(line.split(',')) {
-            if ["loss", "recon", "kl", "beta_loss"].contains(name) {
-                out.push((format!("row {row} {name}"), cell.parse().unwrap()));
+    for ((epoch, split), row) in metrics_rows(dir) {
+        for name in ["loss", "recon", "kl", "beta_loss"] {
+            if let Some(&v) = row.values.get(name) {
+                out.push((format!("epoch {epoch} {} {name}", split.as_str()), v));
             }
         }
     }

@@ -1,24 +1,12 @@
 //! Reference checks on the full MNIST files: `#[ignore]`d, run with
 //! `AE_MNIST_DIR=<dir> cargo test --release -p ae --test integration -- --ignored`
 //! (`.ci/run` does, with `../shared/datasets/mnist`). They fail, not skip, without the data.
-use crate::util::{full_mnist_dir, options, shipped, training_lock};
+use crate::util::{full_mnist_dir, metrics_rows, options, shipped, training_lock};
 use ae::data::DataConfig;
 use ae::data::mnist::load_split;
+use ae::metrics::SplitKind;
 use ae::train::run::train;
 use burn::data::dataset::Dataset;
-use std::path::Path;
-
-fn metrics_column(dir: &Path, split: &str, column: &str) -> Vec<f64> {
-    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let k = header.iter().position(|h| *h == column).unwrap();
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f[1] == split)
-        .map(|f| f[k].parse().unwrap())
-        .collect()
-}
 
 #[test]
 #[ignore = "needs the full MNIST files in AE_MNIST_DIR"]
@@ -64,7 +52,11 @@ fn the_reference_vae_follows_the_pytorch_curve() {
     let mut cfg = shipped("vae_mnist");
     cfg.data.set_data_dir(full_mnist_dir());
     let dir = train(cfg, &options(out.path())).unwrap().dir;
-    let valid = metrics_column(&dir, "valid", "loss");
+    let valid: Vec<f64> = metrics_rows(&dir)
+        .iter()
+        .filter(|((_, split), _)| *split == SplitKind::Valid)
+        .map(|(_, row)| row.values["loss"])
+        .collect();
     assert_eq!(valid.len(), 10);
     println!("reference VAE test loss by epoch: {valid:?}");
     // One seed of each framework: within 1 nat of PyTorch's figures.

@@ -1,5 +1,8 @@
+use ae::metrics::{EpochRow, SplitKind};
 use ae::train::ExperimentConfig;
+use ae::train::results::parse_metrics_csv;
 use ae::train::run::{Display, RunOptions};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -23,6 +26,15 @@ pub fn full_mnist_dir() -> PathBuf {
         d.display()
     );
     d
+}
+
+/// The rows of a run folder's `metrics.csv` by (epoch, split), read with the parser `--resume`
+/// uses.
+pub fn metrics_rows(dir: &Path) -> BTreeMap<(usize, SplitKind), EpochRow> {
+    parse_metrics_csv(
+        &std::fs::read_to_string(dir.join("metrics.csv")).unwrap(),
+        usize::MAX,
+    )
 }
 
 /// An experiment config shipped in `assets/configs/`.
