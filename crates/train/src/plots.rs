@@ -2,6 +2,9 @@
 //! table of [`ResultRow`]s.
 use crate::results::ResultRow;
 use crate::write_atomic;
+use plotters::chart::MeshStyle;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::path::Path;
@@ -22,10 +25,38 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("cannot draw plot: {e:?}")
 }
 
+/// A chart on `root` in this project's frame: `caption` above, a 20 px margin, 55 px for the
+/// x labels and `y_label_area` px for the y labels.
+fn frame<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: impl AsRef<str>,
+    y_label_area: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(caption, (FONT, 26))
+        .margin(20)
+        .x_label_area_size(55)
+        .y_label_area_size(y_label_area);
+    builder
+}
+
+/// The axis descriptions and label fonts every figure uses.
+fn describe_axes<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+    x_desc: &str,
+    y_desc: &str,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB> {
+    mesh.x_desc(x_desc)
+        .y_desc(y_desc)
+        .axis_desc_style((FONT, 18))
+        .label_style((FONT, 14))
+}
+
 /// Draws into an RGB buffer with `draw`, then writes the PNG atomically.
 fn render(
     path: &Path,
-    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> anyhow::Result<()>,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     register_font();
     let mut rgb = vec![255u8; (W * H * 3) as usize];
@@ -65,21 +96,16 @@ pub fn rd_curve(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
     let (x0, x1) = span(rows.iter().map(|r| r.rate).chain([0.0]));
     let (y0, y1) = span(rows.iter().map(|r| r.distortion));
     render(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Rate–distortion (validation, nats per sample)", (FONT, 26))
-            .margin(20)
-            .x_label_area_size(55)
-            .y_label_area_size(80)
+        let mut chart = frame(root, "Rate–distortion (validation, nats per sample)", 80)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("rate R = KL(q(z|x) ‖ p(z))")
-            .y_desc("distortion D = −log p(x|z)")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        describe_axes(
+            &mut chart.configure_mesh(),
+            "rate R = KL(q(z|x) ‖ p(z))",
+            "distortion D = −log p(x|z)",
+        )
+        .draw()
+        .map_err(err)?;
         if let Some(one) = rows.iter().find(|r| r.beta == 1.0) {
             let c = one.rate + one.distortion;
             chart
@@ -145,19 +171,10 @@ fn beta_axis(rows: &[ResultRow]) -> (f64, f64) {
 pub fn active_units(rows: &[ResultRow], latent: usize, path: &Path) -> anyhow::Result<()> {
     let (b0, b1) = beta_axis(rows);
     render(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Active units vs β (Var_x E[z_u|x] > 0.01)", (FONT, 26))
-            .margin(20)
-            .x_label_area_size(55)
-            .y_label_area_size(60)
+        let mut chart = frame(root, "Active units vs β (Var_x E[z_u|x] > 0.01)", 60)
             .build_cartesian_2d((b0..b1).log_scale(), -0.5f64..latent as f64 + 0.5)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("β (log scale)")
-            .y_desc("active units")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
+        describe_axes(&mut chart.configure_mesh(), "β (log scale)", "active units")
             .draw()
             .map_err(err)?;
         let pts: Vec<(f64, f64)> = rows
@@ -194,33 +211,29 @@ pub fn kl_heatmap(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
         .fold(1e-9, f64::max);
     let betas: Vec<f64> = rows.iter().map(|r| r.beta).collect();
     render(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("KL per latent dimension (sorted) vs β, nats", (FONT, 26))
-            .margin(20)
-            .x_label_area_size(55)
-            .y_label_area_size(70)
+        let mut chart = frame(root, "KL per latent dimension (sorted) vs β, nats", 70)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, -0.5f64..dims as f64 - 0.5)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_labels(n)
-            .y_labels(dims.min(20))
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < betas.len() {
-                    format!("{}", betas[i as usize])
-                } else {
-                    String::new()
-                }
-            })
-            .y_label_formatter(&|y| format!("#{}", y.round() as i64 + 1))
-            .x_desc("β")
-            .y_desc("dimension rank by KL")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        describe_axes(
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(n)
+                .y_labels(dims.min(20))
+                .x_label_formatter(&|x| {
+                    let i = x.round();
+                    if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < betas.len() {
+                        format!("{}", betas[i as usize])
+                    } else {
+                        String::new()
+                    }
+                })
+                .y_label_formatter(&|y| format!("#{}", y.round() as i64 + 1)),
+            "β",
+            "dimension rank by KL",
+        )
+        .draw()
+        .map_err(err)?;
         for (i, r) in rows.iter().enumerate() {
             let mut kl = r.kl_per_dim.clone();
             kl.sort_by(|a, b| b.total_cmp(a));
@@ -254,19 +267,10 @@ pub fn kl_heatmap(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
 pub fn disentanglement_vs_beta(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
     let (b0, b1) = beta_axis(rows);
     render(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Disentanglement vs β (encoder mean, dSprites)", (FONT, 26))
-            .margin(20)
-            .x_label_area_size(55)
-            .y_label_area_size(60)
+        let mut chart = frame(root, "Disentanglement vs β (encoder mean, dSprites)", 60)
             .build_cartesian_2d((b0..b1).log_scale(), 0f64..1.0)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("β (log scale)")
-            .y_desc("score")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
+        describe_axes(&mut chart.configure_mesh(), "β (log scale)", "score")
             .draw()
             .map_err(err)?;
         for (name, color, get) in [
@@ -306,24 +310,16 @@ pub fn disentanglement_vs_beta(rows: &[ResultRow], path: &Path) -> anyhow::Resul
 pub fn disentanglement_vs_distortion(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
     let (x0, x1) = span(rows.iter().map(|r| r.distortion));
     render(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "Disentanglement vs distortion (one point per β)",
-                (FONT, 26),
-            )
-            .margin(20)
-            .x_label_area_size(55)
-            .y_label_area_size(60)
+        let mut chart = frame(root, "Disentanglement vs distortion (one point per β)", 60)
             .build_cartesian_2d(x0..x1, 0f64..1.0)
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("distortion D = −log p(x|z), nats")
-            .y_desc("MIG")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        describe_axes(
+            &mut chart.configure_mesh(),
+            "distortion D = −log p(x|z), nats",
+            "MIG",
+        )
+        .draw()
+        .map_err(err)?;
         let mut sorted = rows.to_vec();
         sorted.sort_by(|a, b| a.beta.total_cmp(&b.beta));
         let pts: Vec<(f64, f64, f64)> = sorted
@@ -350,24 +346,20 @@ pub fn disentanglement_vs_distortion(rows: &[ResultRow], path: &Path) -> anyhow:
 /// ROC curves of the anomaly scores (one line per score), with the chance diagonal.
 pub fn roc_curves(report: &ae_eval::anomaly::AnomalyReport, path: &Path) -> anyhow::Result<()> {
     render(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("Anomaly detection: classes {:?} held out", report.classes),
-                (FONT, 26),
-            )
-            .margin(20)
-            .x_label_area_size(55)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f64..1.0, 0f64..1.0)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("false-positive rate")
-            .y_desc("true-positive rate")
-            .axis_desc_style((FONT, 18))
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        let mut chart = frame(
+            root,
+            format!("Anomaly detection: classes {:?} held out", report.classes),
+            60,
+        )
+        .build_cartesian_2d(0f64..1.0, 0f64..1.0)
+        .map_err(err)?;
+        describe_axes(
+            &mut chart.configure_mesh(),
+            "false-positive rate",
+            "true-positive rate",
+        )
+        .draw()
+        .map_err(err)?;
         chart
             .draw_series(LineSeries::new(
                 vec![(0.0, 0.0), (1.0, 1.0)],
