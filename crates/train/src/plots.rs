@@ -2,7 +2,7 @@
 //! table of [`ResultRow`]s.
 use crate::results::ResultRow;
 use crate::write_atomic;
-use plotters::chart::MeshStyle;
+use plotters::chart::{MeshStyle, SeriesLabelStyle};
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
@@ -51,6 +51,16 @@ fn describe_axes<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
         .y_desc(y_desc)
         .axis_desc_style((FONT, 18))
         .label_style((FONT, 14))
+}
+
+/// The legend box every figure with several series uses.
+fn legend<'s, 'a, 'b, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    labels: &'s mut SeriesLabelStyle<'a, 'b, DB, CT>,
+) -> &'s mut SeriesLabelStyle<'a, 'b, DB, CT> {
+    labels
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .label_font((FONT, 16))
 }
 
 /// Draws into an RGB buffer with `draw`, then writes the PNG atomically.
@@ -295,11 +305,7 @@ pub fn disentanglement_vs_beta(rows: &[ResultRow], path: &Path) -> anyhow::Resul
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 6, color.filled())))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE)
-            .border_style(BLACK)
-            .label_font((FONT, 16))
+        legend(&mut chart.configure_series_labels())
             .draw()
             .map_err(err)?;
         Ok(())
@@ -374,14 +380,13 @@ pub fn roc_curves(report: &ae_eval::anomaly::AnomalyReport, path: &Path) -> anyh
                 .label(format!("{} (AUROC {:.3})", sc.score, sc.auroc))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE)
-            .border_style(BLACK)
-            .label_font((FONT, 16))
-            .draw()
-            .map_err(err)?;
+        legend(
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight),
+        )
+        .draw()
+        .map_err(err)?;
         Ok(())
     })
 }
