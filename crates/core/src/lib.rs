@@ -8,7 +8,7 @@
 //!   fixed σ or a learned, bounded σ, Poisson, and negative binomial (with an `lgamma` built
 //!   from tensor ops).
 //! - [`Autoencoder`]: the trait model families implement.
-//! - [`linear`] and [`bernoulli`]: the dense layers and the Bernoulli NLL as the models call
+//! - [`linear`], [`conv`] and [`bernoulli`]: the dense and conv layers and the Bernoulli NLL as the models call
 //!   them, dispatching to the fused CPU kernels of `ae-cpu` (feature `fast-cpu`, on by default
 //!   through `ae-train`; run-time switch `AE_CPU_KERNELS=off`) where they apply, and to Burn's
 //!   ops everywhere else.
@@ -21,6 +21,7 @@
 mod autoencoder;
 mod batch;
 pub mod bernoulli;
+pub mod conv;
 mod likelihood;
 pub mod linear;
 mod output;

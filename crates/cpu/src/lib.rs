@@ -7,14 +7,17 @@
 //! - [`linear`]: a dense layer `x·W + b` (optionally then ReLU) as one Burn backend extension
 //!   with a hand-written backward, writing bias and `gemm`'s product into one buffer; large
 //!   products split over the rayon pool with results that do not depend on the split.
+//! - [`conv`]: 2-D convolutions and transposed convolutions (bias, optionally then ReLU) as
+//!   Burn backend extensions with hand-written backward passes: unfold/fold and `gemm`
+//!   products per image, written straight into NCHW outputs, split over images.
 //! - [`bernoulli`]: the per-sample Bernoulli negative log-likelihood from logits as one
 //!   vectorised, rayon-parallel pass that also prepares the gradient.
 //! - [`adam`]: [`FusedAdam`], Burn's Adam rule in one parallel pass per parameter.
 //!
-//! **Which tensors.** The layer and the loss apply to `f32` tensors on the `flex` device (with or
-//! without autodiff); [`linear::applies`] and [`bernoulli::applies`] say when. `FusedAdam` takes
+//! **Which tensors.** The layers and the loss apply to `f32` tensors on the `flex` device (with or
+//! without autodiff); [`linear::applies`], [`conv::applies`] and [`bernoulli::applies`] say when. `FusedAdam` takes
 //! `f32` parameters on any CPU backend (`flex`, `ndarray`) and hands other dtypes to Burn's
-//! `Adam`. The callers (`ae_core::linear`, `ae_core::bernoulli`, `ae_train::optim`) fall back
+//! `Adam`. The callers (`ae_core::linear`, `ae_core::conv`, `ae_core::bernoulli`, `ae_train::optim`) fall back
 //! to Burn's ops for everything else (GPUs, layers without bias, other dtypes).
 //!
 //! **The switch.** At compile time, the default-on cargo feature `fast-cpu` of the `ae`,
@@ -33,6 +36,7 @@
 
 pub mod adam;
 pub mod bernoulli;
+pub mod conv;
 mod host;
 pub mod linear;
 

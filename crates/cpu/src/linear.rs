@@ -395,6 +395,59 @@ unsafe fn gemm_block(
     }
 }
 
+/// `dst ← lhs·rhs` (or `dst ← dst + lhs·rhs` when `accumulate`) for a row-major `dst` of
+/// `lhs.rows() × rhs.cols()` elements, on the calling thread: the products of the conv
+/// kernels ([`crate::conv`]), which split their work over images instead. Refuses operands
+/// whose inner sizes differ and a `dst` of the wrong length, before any pointer is formed.
+pub(crate) fn gemm_serial(
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+) -> Result<(), ShapeError> {
+    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
+    if rhs.rows != k {
+        return Err(ShapeError(format!(
+            "{m} × {k} times {} × {n}: inner sizes differ",
+            rhs.rows
+        )));
+    }
+    if m.checked_mul(n) != Some(dst.len()) {
+        return Err(ShapeError(format!(
+            "a {m} × {n} product into {} elements",
+            dst.len()
+        )));
+    }
+    // SAFETY: dst holds m·n initialised elements (checked above; gemm reads them only when
+    // accumulating), the operands are m × k and k × n inside their slices (their
+    // constructors checked the extents, `ptr` the first element), and nothing else touches
+    // dst while gemm runs (it is borrowed mutably).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.ptr(0, 0),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.ptr(0, 0),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    Ok(())
+}
+
 /// A new row-major `lhs.rows() × rhs.cols()` matrix `lhs·rhs`, written once by `gemm` (split
 /// over the rayon pool when large; the result does not depend on the split). Refuses operands
 /// whose inner sizes differ.
@@ -409,7 +462,7 @@ pub fn product(lhs: MatRef<'_>, rhs: MatRef<'_>) -> Result<Vec<f32>, ShapeError>
 
 /// Panics with the shape error: the backend extension's operations cannot return one, and
 /// [`applies`] has checked the shapes before any of them runs.
-fn checked<T>(r: Result<T, ShapeError>) -> T {
+pub(crate) fn checked<T>(r: Result<T, ShapeError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
 }
 

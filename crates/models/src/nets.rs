@@ -6,11 +6,11 @@
 //!   the Burgess et al. 2018 β-VAE architecture). Decoders mirror encoders with transposed
 //!   convolutions.
 use ae_core::ImageShape;
+use ae_core::conv::{conv_transpose2d, conv_transpose2d_relu, conv2d_relu};
 use ae_core::linear::{linear, linear_relu};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
 
 /// Which network family builds the encoder and (mirrored) decoder.
@@ -304,7 +304,7 @@ impl ConvEncoder {
     fn forward(&self, images: Tensor<4>, cond: Option<Tensor<2>>) -> Tensor<2> {
         let mut h = images;
         for conv in &self.convs {
-            h = relu(conv.forward(h)); // halves height and width
+            h = conv2d_relu(conv, h); // halves height and width
         }
         let h = with_condition(h.flatten::<2>(1, 3), cond);
         linear(&self.head, linear_relu(&self.fc, h))
@@ -327,10 +327,12 @@ impl ConvDecoder {
         let mut x = linear_relu(&self.fc2, linear_relu(&self.fc1, z)).reshape([b, c, h, w]);
         let last = self.deconvs.len() - 1;
         for (i, deconv) in self.deconvs.iter().enumerate() {
-            x = deconv.forward(x); // doubles height and width
-            if i < last {
-                x = relu(x);
-            }
+            // Each doubles height and width.
+            x = if i < last {
+                conv_transpose2d_relu(deconv, x)
+            } else {
+                conv_transpose2d(deconv, x)
+            };
         }
         x
     }

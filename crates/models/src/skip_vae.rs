@@ -11,6 +11,7 @@
 //!
 //! Prior samples decode with zero skips (there is no image to take them from).
 use crate::nets::{downsampling_convs, upsampling_deconvs};
+use ae_core::conv::{conv_transpose2d, conv_transpose2d_relu, conv2d_relu};
 use ae_core::{AeOutput, Autoencoder, DiagonalGaussian, ImageBatch, ImageShape, Likelihood};
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{Linear, LinearConfig};
@@ -156,7 +157,7 @@ impl SkipVae {
         let mut h = self.likelihood.encoder_input(images);
         let mut skips = Vec::new();
         for conv in &self.convs {
-            h = relu(conv.forward(h));
+            h = conv2d_relu(conv, h);
             skips.push(h.clone());
         }
         skips.reverse();
@@ -191,10 +192,11 @@ impl SkipVae {
                 };
                 x = x + gated;
             }
-            x = deconv.forward(x);
-            if i < last {
-                x = relu(x);
-            }
+            x = if i < last {
+                conv_transpose2d_relu(deconv, x)
+            } else {
+                conv_transpose2d(deconv, x)
+            };
         }
         x
     }

@@ -15,13 +15,14 @@
 //! Prior sampling is **not defined** without a learned prior over codes (the paper fits a
 //! PixelCNN): [`Autoencoder::sample`] returns `None` rather than decoding uniform noise.
 use crate::nets::{downsampling_convs, upsampling_deconvs};
+use ae_core::conv::{conv_transpose2d, conv_transpose2d_relu, conv2d, conv2d_relu};
 use ae_core::{AeOutput, Autoencoder, Codes, Decoded, ImageBatch, ImageShape};
 use burn::module::{Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d};
 use crate::family::{Capabilities, Family};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 
 fn default_commitment() -> f64 {
@@ -185,9 +186,9 @@ impl VqVae {
     fn encode_continuous(&self, images: Tensor<4>) -> Tensor<4> {
         let mut h = images;
         for conv in &self.encoder {
-            h = relu(conv.forward(h));
+            h = conv2d_relu(conv, h);
         }
-        self.to_code.forward(h)
+        conv2d(&self.to_code, h)
     }
 
     /// The codebook in use, `[K, D]`.
@@ -206,13 +207,14 @@ impl VqVae {
     }
 
     fn decode_codes(&self, z: Tensor<4>) -> Tensor<4> {
-        let mut h = relu(self.from_code.forward(z));
+        let mut h = conv2d_relu(&self.from_code, z);
         let last = self.decoder.len() - 1;
         for (i, deconv) in self.decoder.iter().enumerate() {
-            h = deconv.forward(h);
-            if i < last {
-                h = relu(h);
-            }
+            h = if i < last {
+                conv_transpose2d_relu(deconv, h)
+            } else {
+                conv_transpose2d(deconv, h)
+            };
         }
         h
     }

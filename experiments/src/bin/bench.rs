@@ -3,12 +3,14 @@
 //!
 //! ```text
 //! cargo run --release -p experiments --bin bench -- --compare-pytorch
+//! AE_PYTHON=venv/bin/python cargo run --release -p experiments --bin bench -- --compare-pytorch
 //! cargo run --release -p experiments --features ndarray --bin bench -- --devices flex,ndarray
 //! ```
 use ae_train::bench::{BenchResult, CASES, case_config, median_min_max, run_case};
 use ae_train::device;
 use anyhow::{Context, bail};
 use clap::Parser;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -34,10 +36,12 @@ struct Args {
     /// MNIST directory (default: $AE_MNIST_DIR, else ../shared/datasets/mnist).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Also run bench/pytorch/mlp_vae.py (if `import torch` works) and print Burn/PyTorch.
+    /// Also run each case's PyTorch twin in bench/pytorch/ (same model, Adam, batch size and
+    /// images per epoch) and print Burn/PyTorch. The Python is $AE_PYTHON (default python3);
+    /// skipped with a message if `import torch` fails there.
     #[arg(long)]
     compare_pytorch: bool,
-    /// With --compare-pytorch: rounds of (Burn mlp_vae on each device, then PyTorch), so that
+    /// With --compare-pytorch: per case, rounds of (Burn on each device, then PyTorch), so that
     /// both sides see the same drift of a shared machine; the ratio is of the medians.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
@@ -163,76 +167,155 @@ fn json_result(mut cmd: Command, what: &str) -> anyhow::Result<serde_json::Value
         .with_context(|| format!("{what} printed no result line"))
 }
 
-/// Alternates rounds of the Burn MLP VAE (on each device) and its PyTorch twin, then prints
-/// PyTorch's row and the Burn/PyTorch ratio of median epoch times, overall and per round.
+/// The PyTorch twin of a benchmark case in `bench/pytorch/`: its script and whether it takes
+/// the MNIST directory as its argument.
+fn pytorch_twin(case: &str) -> Option<(&'static str, bool)> {
+    match case {
+        "mlp_vae" => Some(("mlp_vae.py", true)),
+        "conv_vae_dsprites" => Some(("conv_vae_dsprites.py", false)),
+        "vq_vae" => Some(("vq_vae.py", true)),
+        _ => None,
+    }
+}
+
+/// One run of a PyTorch twin (its JSON line).
+struct TorchRun {
+    seconds_per_epoch: Vec<f64>,
+    framework: String,
+    samples: Option<u64>,
+    peak_rss_mb: f64,
+}
+
+/// Runs the PyTorch twin `script` with `python` for `args.repeats` measured epochs.
+fn run_twin(
+    python: &OsStr,
+    script: &Path,
+    mnist: Option<&Path>,
+    args: &Args,
+    threads: usize,
+) -> anyhow::Result<TorchRun> {
+    let mut cmd = Command::new(python);
+    cmd.arg(script);
+    if let Some(dir) = mnist {
+        cmd.arg(dir);
+    }
+    cmd.args([
+        "--epochs",
+        &args.repeats.to_string(),
+        "--threads",
+        &threads.to_string(),
+    ]);
+    let v = json_result(cmd, &script.display().to_string())?;
+    Ok(TorchRun {
+        seconds_per_epoch: v["seconds_per_epoch"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+            .unwrap_or_default(),
+        framework: v["framework"].as_str().unwrap_or("pytorch").to_string(),
+        samples: v["samples"].as_u64(),
+        peak_rss_mb: v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+    })
+}
+
+/// For each selected case with a PyTorch twin: alternates rounds of the Burn case (on each
+/// device) and the twin, then prints PyTorch's row and the Burn/PyTorch ratio of median epoch
+/// times, per round and over all rounds; last, a summary over the cases.
 fn compare_pytorch(
     args: &Args,
     exe: &Path,
     mnist: &Path,
     devices: &[String],
 ) -> anyhow::Result<()> {
-    let has_torch = Command::new("python3")
+    let python = std::env::var_os("AE_PYTHON").unwrap_or_else(|| "python3".into());
+    let has_torch = Command::new(&python)
         .args(["-c", "import torch"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_torch {
         println!(
-            "\n--compare-pytorch: `python3 -c \"import torch\"` failed; skipping the PyTorch runs"
+            "\n--compare-pytorch: `{} -c \"import torch\"` failed; skipping the PyTorch runs \
+             (set AE_PYTHON to a Python that has torch)",
+            python.to_string_lossy()
         );
         return Ok(());
     }
-    let script = repo().join("bench/pytorch/mlp_vae.py");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut torch_times = Vec::new();
-    let mut burn_times: Vec<Vec<f64>> = vec![Vec::new(); devices.len()];
-    let (mut framework, mut torch_rss) = (String::from("pytorch"), f64::NAN);
-    println!(
-        "\nBurn vs PyTorch, mlp_vae, {} alternating rounds of {} epochs (after {} warm-up):\n",
-        args.rounds, args.repeats, args.warmup
-    );
-    println!("| round | device | Burn s/epoch | PyTorch s/epoch | Burn / PyTorch |");
-    println!("|---|---|---|---|---|");
-    for round in 1..=args.rounds.max(1) {
-        let mut burn_round = Vec::new();
-        for (i, dev) in devices.iter().enumerate() {
-            let r = child(exe, "mlp_vae", dev, args, mnist)?;
-            burn_round.push(r.stats().0);
-            burn_times[i].extend(r.seconds_per_epoch);
+    // (case, device, Burn median, PyTorch median, PyTorch peak RSS)
+    let mut summary: Vec<(String, String, f64, f64, f64)> = Vec::new();
+    for case in &args.cases {
+        let Some((script, reads_mnist)) = pytorch_twin(case) else {
+            println!("\n--compare-pytorch: no PyTorch twin of {case}; skipped");
+            continue;
+        };
+        let script = repo().join("bench/pytorch").join(script);
+        let mut torch_times = Vec::new();
+        let mut burn_times: Vec<Vec<f64>> = vec![Vec::new(); devices.len()];
+        let (mut framework, mut torch_rss, mut samples) = (String::from("pytorch"), 0.0, 0);
+        println!(
+            "\nBurn vs PyTorch, {case}, {} alternating rounds of {} epochs (after {} warm-up):\n",
+            args.rounds.max(1),
+            args.repeats,
+            args.warmup
+        );
+        println!("| round | device | Burn s/epoch | PyTorch s/epoch | Burn / PyTorch |");
+        println!("|---|---|---|---|---|");
+        for round in 1..=args.rounds.max(1) {
+            let mut burn_round = Vec::new();
+            for (i, dev) in devices.iter().enumerate() {
+                let r = child(exe, case, dev, args, mnist)?;
+                burn_round.push(r.stats().0);
+                samples = r.samples;
+                burn_times[i].extend(r.seconds_per_epoch);
+            }
+            let t = run_twin(
+                &python,
+                &script,
+                reads_mnist.then_some(mnist),
+                args,
+                threads,
+            )?;
+            let torch_round = median_min_max(&t.seconds_per_epoch).0;
+            torch_times.extend(t.seconds_per_epoch);
+            framework = t.framework;
+            torch_rss = f64::max(torch_rss, t.peak_rss_mb);
+            if let Some(n) = t.samples
+                && n as usize != samples
+            {
+                eprintln!("(warning: PyTorch trains on {n} images per epoch, Burn on {samples})");
+            }
+            for (dev, b) in devices.iter().zip(&burn_round) {
+                println!(
+                    "| {round} | {dev} | {b:.2} | {torch_round:.2} | {:.2} |",
+                    b / torch_round
+                );
+            }
         }
-        let mut cmd = Command::new("python3");
-        cmd.arg(&script).arg(mnist).args([
-            "--epochs",
-            &args.repeats.to_string(),
-            "--threads",
-            &threads.to_string(),
-        ]);
-        let v = json_result(cmd, &script.display().to_string())?;
-        let t: Vec<f64> = v["seconds_per_epoch"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
-            .unwrap_or_default();
-        let torch_round = median_min_max(&t).0;
-        torch_times.extend(t);
-        framework = v["framework"].as_str().unwrap_or("pytorch").to_string();
-        torch_rss = v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN);
-        for (dev, b) in devices.iter().zip(&burn_round) {
+        let (torch_med, tmin, tmax) = median_min_max(&torch_times);
+        println!(
+            "\n| {case} | {framework} ({threads} threads) | {samples} | {torch_med:.2} ({tmin:.2}–{tmax:.2}) | {:.0} | {torch_rss:.0} |",
+            samples as f64 / torch_med,
+        );
+        for (dev, t) in devices.iter().zip(burn_times) {
+            let m = median_min_max(&t).0;
             println!(
-                "| {round} | {dev} | {b:.2} | {torch_round:.2} | {:.2} |",
-                b / torch_round
+                "\n{case} Burn ({dev}) / PyTorch, median epoch time over all rounds: {m:.2} / {torch_med:.2} = {:.2}",
+                m / torch_med
             );
+            summary.push((case.clone(), dev.clone(), m, torch_med, torch_rss));
         }
     }
-    let (torch_med, tmin, tmax) = median_min_max(&torch_times);
-    println!(
-        "\n| mlp_vae | {framework} ({threads} threads) | 60000 | {torch_med:.2} ({tmin:.2}–{tmax:.2}) | {:.0} | {torch_rss:.0} |",
-        60000.0 / torch_med,
-    );
-    for (dev, t) in devices.iter().zip(burn_times) {
-        let m = median_min_max(&t).0;
+    if summary.len() > 1 {
         println!(
-            "\nmlp_vae Burn ({dev}) / PyTorch, median epoch time over all rounds: {m:.2} / {torch_med:.2} = {:.2}",
-            m / torch_med
+            "\nBurn vs PyTorch ({threads} threads), median s/epoch over all rounds:\n\n\
+             | case | device | Burn | PyTorch | Burn / PyTorch | PyTorch peak RSS MB |\n\
+             |---|---|---|---|---|---|"
         );
+        for (case, dev, b, t, rss) in summary {
+            println!(
+                "| {case} | {dev} | {b:.2} | {t:.2} | {:.2} | {rss:.0} |",
+                b / t
+            );
+        }
     }
     Ok(())
 }

@@ -1,0 +1,837 @@
+//! 2-D convolutions and transposed convolutions (bias, optionally then ReLU) as fused,
+//! differentiable operations on the CPU, for `f32` NCHW tensors on Burn's `flex` backend.
+//!
+//! burn-flex 0.22 runs a convolution as: a copy of the input to NHWC on the calling thread,
+//! im2col per 512-pixel tile, a `gemm` into a fresh tile buffer, and a strided scalar scatter
+//! of that buffer back to NCHW; a transposed convolution as `gemm` plus a scatter-add per
+//! image. It overrides no backward op, so Burn's defaults apply, and the weight gradients
+//! become convolutions with batch and channels swapped (one task for a 1-channel layer, with
+//! the swapped views copied first). On the conv β-VAE that left the second core idle a third
+//! of the time and spent more time moving data than multiplying (BENCHMARKS.md). Here every
+//! operation splits its work over **images**, one thread per image at a time, with one
+//! scratch buffer per thread:
+//!
+//! - forward: `y_b = W · unfold(x_b)`, written by `gemm` straight into image `b` of the NCHW
+//!   output, which starts as the bias (so no zero-fill and no separate add); ReLU in place.
+//!   A 1×1 stride-1 unpadded convolution multiplies `x_b` itself (no unfold).
+//! - the adjoint (the input gradient of a convolution, and the forward pass of a transposed
+//!   convolution): `cols = Wᵀ · g_b`, folded back (col2im, a scatter-add) into image `b`.
+//! - weight gradient: `∂W = Σ_b g_b · unfold(x_b)ᵀ`, images accumulated by `gemm` into one
+//!   partial sum per fixed group of images, the partials added in order; bias gradient: the
+//!   sums of each channel's plane, grouped the same way.
+//!
+//! A transposed convolution is the adjoint of the convolution that maps its output shape back
+//! to its input shape with the same kernel, stride and padding, and its weight
+//! `[c_in, c_out, kh, kw]` is that convolution's weight as it lies in memory; so both layers
+//! use the three kernels above, in swapped roles.
+//!
+//! **Invariant:** the work is split over images, and the groups of images whose weight
+//! gradients are summed together depend only on the batch size, so results do not depend on
+//! the thread count (tested bit for bit).
+//!
+//! **Safety.** No `unsafe` here: operands reach `gemm` as bounds-checked [`MatRef`]s through
+//! `gemm_serial`, which checks the inner sizes and the output's length; unfold and fold are
+//! safe, indexed loops.
+//!
+//! `ae_core::conv` calls [`conv2d`] and [`conv_transpose2d`] when [`applies`] holds and a
+//! [`Geometry`] exists for the layer (no groups, no dilation, explicit padding), Burn's
+//! `Conv2d`/`ConvTranspose2d` otherwise; `ae-core`'s tests compare both paths on values and
+//! gradients.
+use crate::host::{contiguous, is_flex_f32, tensor};
+use crate::linear::{MatRef, checked, gemm_serial};
+use burn::backend::autodiff::{
+    Autodiff,
+    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+    grads::Gradients,
+    ops::{Backward, Ops, OpsKind},
+};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, Flex, backend_extension};
+use burn::prelude::*;
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+/// The shape of one 2-D convolution (no groups, no dilation) over one image: input
+/// `[c_in, h, w]`, weight `[c_out, c_in, kh, kw]`, output `[c_out, oh, ow]`, stride
+/// `(sh, sw)`, and `(ph, pw)` zero rows and columns padded before the first input row and
+/// column. Output pixel `(oy, ox)` reads input rows `oy·sh + i − ph` and columns
+/// `ox·sw + j − pw` for kernel taps `(i, j)`; taps outside the image read zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Input channels.
+    pub c_in: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Vertical stride.
+    pub sh: usize,
+    /// Horizontal stride.
+    pub sw: usize,
+    /// Zero rows before the first input row.
+    pub ph: usize,
+    /// Zero columns before the first input column.
+    pub pw: usize,
+}
+
+impl Geometry {
+    /// The convolution of `x: [batch, c_in, h, w]` with `w: [c_out, c_in, kh, kw]`, `stride`
+    /// and `padding` `[(top, bottom), (left, right)]`, as Burn's `conv2d` computes it
+    /// (`oh = (h + top + bottom − kh) / sh + 1`). `None` when the shapes do not fit: input
+    /// channels differ, a zero size or stride, or a kernel larger than the padded input.
+    pub fn conv2d(
+        x: [usize; 4],
+        w: [usize; 4],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+    ) -> Option<Self> {
+        let [_, c_in, h, wd] = x;
+        let [c_out, w_in, kh, kw] = w;
+        let [(top, bottom), (left, right)] = padding;
+        if c_in != w_in || stride.contains(&0) || [c_in, h, wd, c_out, kh, kw].contains(&0) {
+            return None;
+        }
+        let oh = (h + top + bottom).checked_sub(kh)? / stride[0] + 1;
+        let ow = (wd + left + right).checked_sub(kw)? / stride[1] + 1;
+        Some(Self {
+            c_in,
+            h,
+            w: wd,
+            c_out,
+            oh,
+            ow,
+            kh,
+            kw,
+            sh: stride[0],
+            sw: stride[1],
+            ph: top,
+            pw: left,
+        })
+    }
+
+    /// The convolution whose adjoint is the transposed convolution of `x: [batch, c_in, h, w]`
+    /// with `w: [c_in, c_out, kh, kw]`, `stride`, `padding` and `padding_out`, as Burn's
+    /// `conv_transpose2d` computes it (`h_out = (h − 1)·sh + kh − 2·ph + padding_out`): that
+    /// convolution maps `[c_out, h_out, w_out]` to `[c_in, h, w]`. `None` when the shapes do
+    /// not fit (channels differ, a zero size or stride, an empty output).
+    pub fn conv_transpose2d(
+        x: [usize; 4],
+        w: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        padding_out: [usize; 2],
+    ) -> Option<Self> {
+        let [_, c_in, h, wd] = x;
+        let [w_in, c_out, kh, kw] = w;
+        if c_in != w_in || stride.contains(&0) || [c_in, h, wd, c_out, kh, kw].contains(&0) {
+            return None;
+        }
+        let h_out = ((h - 1) * stride[0] + kh + padding_out[0]).checked_sub(2 * padding[0])?;
+        let w_out = ((wd - 1) * stride[1] + kw + padding_out[1]).checked_sub(2 * padding[1])?;
+        if h_out == 0 || w_out == 0 {
+            return None;
+        }
+        Some(Self {
+            c_in: c_out,
+            h: h_out,
+            w: w_out,
+            c_out: c_in,
+            oh: h,
+            ow: wd,
+            kh,
+            kw,
+            sh: stride[0],
+            sw: stride[1],
+            ph: padding[0],
+            pw: padding[1],
+        })
+    }
+
+    /// Rows of the unfolded input: `c_in·kh·kw`.
+    fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Output pixels per channel: `oh·ow`.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Elements of one input image.
+    fn in_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    /// Elements of one output image.
+    fn out_len(&self) -> usize {
+        self.c_out * self.p()
+    }
+
+    /// A 1×1, stride-1, unpadded convolution: the unfolded input is the input itself.
+    fn pointwise(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
+            && (self.oh, self.ow) == (self.h, self.w)
+    }
+
+    /// The input row read by output row `oy` through kernel row `i`, if inside the image.
+    fn in_row(&self, oy: usize, i: usize) -> Option<usize> {
+        (oy * self.sh + i)
+            .checked_sub(self.ph)
+            .filter(|&r| r < self.h)
+    }
+
+    /// The output columns `lo..hi` whose input column `ox·sw + j − pw` (kernel column `j`)
+    /// lies inside the image, and the input column of `lo`; `None` if there are none.
+    fn in_cols(&self, j: usize) -> Option<(usize, usize, usize)> {
+        let lo = (self.pw.saturating_sub(j)).div_ceil(self.sw);
+        let hi = ((self.w + self.pw).checked_sub(j + 1)? / self.sw + 1).min(self.ow);
+        (lo < hi).then(|| (lo, hi, lo * self.sw + j - self.pw))
+    }
+}
+
+/// Unfolds one input image `x: [c_in, h, w]` into `col: [c_in·kh·kw, oh·ow]` (im2col): row
+/// `(c, i, j)`, column `(oy, ox)` holds `x[c, oy·sh + i − ph, ox·sw + j − pw]`, zero outside.
+fn unfold(g: &Geometry, x: &[f32], col: &mut [f32]) {
+    let (p, ow, plane) = (g.p(), g.ow, g.h * g.w);
+    for (c, x) in x.chunks_exact(plane).enumerate() {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &mut col[((c * g.kh + i) * g.kw + j) * p..][..p];
+                let cols = g.in_cols(j);
+                for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
+                    let (Some(r), Some((lo, hi, start))) = (g.in_row(oy, i), cols) else {
+                        dst.fill(0.0);
+                        continue;
+                    };
+                    let src = &x[r * g.w..][..g.w];
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    if g.sw == 1 {
+                        dst[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
+                    } else {
+                        for (d, s) in dst[lo..hi]
+                            .iter_mut()
+                            .zip(src[start..].iter().step_by(g.sw))
+                        {
+                            *d = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Folds `col: [c_in·kh·kw, oh·ow]` back onto one image `x: [c_in, h, w]` (col2im), adding
+/// each element to the input pixel [`unfold`] read it from; taps outside the image are dropped.
+fn fold_add(g: &Geometry, col: &[f32], x: &mut [f32]) {
+    let (p, ow, plane) = (g.p(), g.ow, g.h * g.w);
+    for (c, x) in x.chunks_exact_mut(plane).enumerate() {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = &col[((c * g.kh + i) * g.kw + j) * p..][..p];
+                let Some((lo, hi, start)) = g.in_cols(j) else {
+                    continue;
+                };
+                for (oy, src) in row.chunks_exact(ow).enumerate() {
+                    let Some(r) = g.in_row(oy, i) else { continue };
+                    let dst = &mut x[r * g.w..][..g.w];
+                    for (d, s) in dst[start..].iter_mut().step_by(g.sw).zip(&src[lo..hi]) {
+                        *d += *s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `max(v, 0)` for every element.
+fn relu_in_place(v: &mut [f32]) {
+    v.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+/// Each channel's plane of `[channels, plane]` filled with its bias, or zero.
+fn fill_planes(dst: &mut [f32], bias: Option<&[f32]>, plane: usize) {
+    match bias {
+        Some(bias) => dst
+            .chunks_exact_mut(plane)
+            .zip(bias)
+            .for_each(|(d, &b)| d.fill(b)),
+        None => dst.fill(0.0),
+    }
+}
+
+/// The convolution of a batch, `y_b = W · unfold(x_b) (+ bias)`, then ReLU if asked;
+/// `x: [batch, c_in, h, w]`, `w: [c_out, c_in·kh·kw]`, `bias: [c_out]`, returns
+/// `[batch, c_out, oh, ow]`.
+fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    let (k, p) = (g.k(), g.p());
+    let batch = x.len() / g.in_len();
+    let wm = checked(MatRef::row_major(w, g.c_out, k));
+    let mut y = vec![0.0f32; batch * g.out_len()];
+    y.par_chunks_mut(g.out_len())
+        .zip(x.par_chunks_exact(g.in_len()))
+        .for_each_init(Vec::new, |col, (y, x)| {
+            let unfolded = if g.pointwise() {
+                checked(MatRef::row_major(x, k, p))
+            } else {
+                col.resize(k * p, 0.0);
+                unfold(g, x, col);
+                checked(MatRef::row_major(col, k, p))
+            };
+            if bias.is_some() {
+                fill_planes(y, bias, p);
+            }
+            checked(gemm_serial(y, bias.is_some(), wm, unfolded));
+            if relu {
+                relu_in_place(y);
+            }
+        });
+    y
+}
+
+/// The adjoint of the convolution over a batch, `x_b = fold(Wᵀ · g_b) (+ bias)`, then ReLU
+/// if asked; `gy: [batch, c_out, oh, ow]`, `bias: [c_in]`, returns `[batch, c_in, h, w]`.
+fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    let (k, p, plane) = (g.k(), g.p(), g.h * g.w);
+    let batch = gy.len() / g.out_len();
+    let wt = checked(MatRef::row_major(w, g.c_out, k)).t();
+    let mut x = vec![0.0f32; batch * g.in_len()];
+    x.par_chunks_mut(g.in_len())
+        .zip(gy.par_chunks_exact(g.out_len()))
+        .for_each_init(Vec::new, |col, (x, gy)| {
+            let gm = checked(MatRef::row_major(gy, g.c_out, p));
+            fill_planes(x, bias, plane);
+            if g.pointwise() {
+                checked(gemm_serial(x, true, wt, gm));
+            } else {
+                col.resize(k * p, 0.0);
+                checked(gemm_serial(col, false, wt, gm));
+                fold_add(g, col, x);
+            }
+            if relu {
+                relu_in_place(x);
+            }
+        });
+    x
+}
+
+/// Images per group whose gradient contributions are summed into one partial: the batch in
+/// at most this many groups, a number fixed by the batch size alone.
+const GROUPS: usize = 8;
+
+/// `sum(f(b) for images b)` over a batch of `batch` images, each `f` adding its terms into a
+/// partial of `len` zeros: one partial per fixed group of images (in parallel), then the
+/// partials added in order, so the result does not depend on the thread count.
+fn grouped_sum(
+    batch: usize,
+    len: usize,
+    add: impl Fn(usize, &mut [f32], &mut Vec<f32>) + Sync,
+) -> Vec<f32> {
+    let per_group = batch.div_ceil(GROUPS).max(1);
+    let starts: Vec<usize> = (0..batch).step_by(per_group).collect();
+    let partials: Vec<Vec<f32>> = starts
+        .into_par_iter()
+        .map(|start| {
+            let (mut sum, mut scratch) = (vec![0.0f32; len], Vec::new());
+            for b in start..(start + per_group).min(batch) {
+                add(b, &mut sum, &mut scratch);
+            }
+            sum
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![0.0; len]);
+    for part in parts {
+        total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+    }
+    total
+}
+
+/// The weight gradient `∂W = Σ_b g_b · unfold(x_b)ᵀ`: `x: [batch, c_in, h, w]`,
+/// `gy: [batch, c_out, oh, ow]`, returns `[c_out, c_in·kh·kw]`.
+fn weight_grad(g: &Geometry, x: &[f32], gy: &[f32]) -> Vec<f32> {
+    let (k, p, in_len, out_len) = (g.k(), g.p(), g.in_len(), g.out_len());
+    let batch = x.len() / in_len;
+    grouped_sum(batch, g.c_out * k, |b, dw, col| {
+        let x = &x[b * in_len..][..in_len];
+        let gm = checked(MatRef::row_major(&gy[b * out_len..][..out_len], g.c_out, p));
+        let unfolded = if g.pointwise() {
+            checked(MatRef::row_major(x, k, p))
+        } else {
+            col.resize(k * p, 0.0);
+            unfold(g, x, col);
+            checked(MatRef::row_major(col, k, p))
+        };
+        checked(gemm_serial(dw, true, gm, unfolded.t()));
+    })
+}
+
+/// Sum of each channel's plane over a batch: `t: [batch, channels, plane]` → `[channels]`.
+fn channel_sums(t: &[f32], channels: usize, plane: usize) -> Vec<f32> {
+    let batch = t.len() / (channels * plane);
+    grouped_sum(batch, channels, |b, sums, _| {
+        let image = &t[b * channels * plane..][..channels * plane];
+        for (s, plane) in sums.iter_mut().zip(image.chunks_exact(plane)) {
+            *s += plane.iter().sum::<f32>();
+        }
+    })
+}
+
+/// The upstream gradient where the ReLU's output was positive, else 0.
+fn relu_mask(grad: &[f32], y: &[f32]) -> Vec<f32> {
+    const CHUNK: usize = 16 * 1024;
+    let mut masked = vec![0.0f32; grad.len()];
+    masked
+        .par_chunks_mut(CHUNK)
+        .zip(grad.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+        .for_each(|(m, (g, y))| {
+            for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
+                *m = if y > 0.0 { g } else { 0.0 };
+            }
+        });
+    masked
+}
+
+/// Whether the fused path can run: all three tensors `f32` on the `flex` device. (The shapes
+/// are checked by [`Geometry`]'s constructors.)
+pub fn applies(x: &Tensor<4>, w: &Tensor<4>, b: &Tensor<1>) -> bool {
+    is_flex_f32(x) && is_flex_f32(w) && is_flex_f32(b) && x.dims()[0] > 0
+}
+
+/// The convolution of `x: [batch, c_in, h, w]` with `w: [c_out, c_in, kh, kw]` and `b:
+/// [c_out]` of geometry `g` (from [`Geometry::conv2d`] for these shapes), then ReLU if
+/// `relu`; differentiable. Only for tensors where [`applies`] holds.
+pub fn conv2d(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>, g: Geometry, relu: bool) -> Tensor<4> {
+    let out = <burn::backend::Dispatch as ConvOps>::fused_conv2d(
+        x.into_dispatch(),
+        w.into_dispatch(),
+        b.into_dispatch(),
+        g,
+        relu,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// The transposed convolution of `x: [batch, c_in, h, w]` with `w: [c_in, c_out, kh, kw]`
+/// and `b: [c_out]` of geometry `g` (from [`Geometry::conv_transpose2d`] for these shapes),
+/// then ReLU if `relu`; differentiable. Only for tensors where [`applies`] holds.
+pub fn conv_transpose2d(
+    x: Tensor<4>,
+    w: Tensor<4>,
+    b: Tensor<1>,
+    g: Geometry,
+    relu: bool,
+) -> Tensor<4> {
+    let out = <burn::backend::Dispatch as ConvOps>::fused_conv_transpose2d(
+        x.into_dispatch(),
+        w.into_dispatch(),
+        b.into_dispatch(),
+        g,
+        relu,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// The backend extension: convolutions and transposed convolutions with an optional ReLU.
+#[backend_extension(Flex, Autodiff)]
+pub trait ConvOps: Backend {
+    /// Convolution of geometry `g` plus bias, then ReLU if `relu`.
+    fn fused_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        g: Geometry,
+        relu: bool,
+    ) -> FloatTensor<Self>;
+
+    /// Transposed convolution, the adjoint of the convolution of geometry `g`, plus bias,
+    /// then ReLU if `relu`.
+    fn fused_conv_transpose2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        g: Geometry,
+        relu: bool,
+    ) -> FloatTensor<Self>;
+}
+
+/// Checks that the tensors have the shapes `g` says (the extension's operations cannot
+/// return an error; the public entry points' callers built `g` from these shapes).
+fn check(g: &Geometry, x: &FlexTensor, x_image: [usize; 3], w: &FlexTensor, b: &FlexTensor) {
+    let (xs, ws, bs) = (x.layout().shape(), w.layout().shape(), b.layout().shape());
+    let w_ok = ws.num_elements() == g.c_out * g.k() && ws[2] == g.kh && ws[3] == g.kw;
+    assert!(
+        xs.num_dims() == 4 && xs[1..] == x_image[..] && w_ok && bs.num_elements() == bs[0],
+        "fused conv: input {xs:?}, weight {ws:?}, bias {bs:?} do not fit {g:?}"
+    );
+}
+
+/// Convolution forward on host tensors.
+fn run_conv(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geometry, relu: bool) -> FlexTensor {
+    check(&g, x, [g.c_in, g.h, g.w], w, b);
+    assert_eq!(b.layout().shape()[0], g.c_out, "fused conv: bias size");
+    let batch = x.layout().shape()[0];
+    let (xs, ws, bs) = (contiguous(x), contiguous(w), contiguous(b));
+    let y = forward(&g, &xs, &ws, Some(&bs), relu);
+    tensor(y, [batch, g.c_out, g.oh, g.ow])
+}
+
+/// Transposed convolution forward on host tensors.
+fn run_conv_transpose(
+    x: &FlexTensor,
+    w: &FlexTensor,
+    b: &FlexTensor,
+    g: Geometry,
+    relu: bool,
+) -> FlexTensor {
+    check(&g, x, [g.c_out, g.oh, g.ow], w, b);
+    assert_eq!(
+        b.layout().shape()[0],
+        g.c_in,
+        "fused conv transpose: bias size"
+    );
+    let batch = x.layout().shape()[0];
+    let (xs, ws, bs) = (contiguous(x), contiguous(w), contiguous(b));
+    let y = adjoint(&g, &xs, &ws, Some(&bs), relu);
+    tensor(y, [batch, g.c_in, g.h, g.w])
+}
+
+impl ConvOps for Flex {
+    fn fused_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        g: Geometry,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        run_conv(&x, &w, &b, g, relu)
+    }
+
+    fn fused_conv_transpose2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        g: Geometry,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        run_conv_transpose(&x, &w, &b, g, relu)
+    }
+}
+
+/// Backward state: the layer's input (for ∂W), the weight (for ∂x), and the output when a
+/// ReLU followed (its sign is the ReLU's derivative).
+type State = (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>);
+
+/// The upstream gradient, masked by the ReLU's output when there was one.
+fn upstream<'a>(grad: &'a FlexTensor, y: Option<FlexTensor>) -> Cow<'a, [f32]> {
+    match y {
+        Some(y) => Cow::Owned(relu_mask(&contiguous(grad), &contiguous(&y))),
+        None => contiguous(grad),
+    }
+}
+
+/// Backward of [`ConvOps::fused_conv2d`].
+#[derive(Debug)]
+struct ConvBackward(Geometry);
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = State;
+
+    fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let g = self.0;
+        let [node_x, node_w, node_b] = ops.parents;
+        let (x, w, y) = ops.state;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let batch = grad.layout().shape()[0];
+        let gy = upstream(&grad, y);
+        if let (Some(node), Some(w)) = (node_x, w) {
+            let dx = adjoint(&g, &gy, &contiguous(&w), None, false);
+            grads.register::<Flex>(node.id, tensor(dx, [batch, g.c_in, g.h, g.w]));
+        }
+        if let (Some(node), Some(x)) = (node_w, x) {
+            let dw = weight_grad(&g, &contiguous(&x), &gy);
+            grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
+        }
+        if let Some(node) = node_b {
+            let db = channel_sums(&gy, g.c_out, g.p());
+            grads.register::<Flex>(node.id, tensor(db, [g.c_out]));
+        }
+    }
+}
+
+/// Backward of [`ConvOps::fused_conv_transpose2d`]: the convolution's three kernels with
+/// input and output swapped.
+#[derive(Debug)]
+struct ConvTransposeBackward(Geometry);
+
+impl Backward<Flex, 3> for ConvTransposeBackward {
+    type State = State;
+
+    fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let g = self.0;
+        let [node_x, node_w, node_b] = ops.parents;
+        let (x, w, y) = ops.state;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let batch = grad.layout().shape()[0];
+        // The upstream gradient has the convolution's input shape, x its output shape.
+        let gy = upstream(&grad, y);
+        if let (Some(node), Some(w)) = (node_x, w) {
+            let dx = forward(&g, &gy, &contiguous(&w), None, false);
+            grads.register::<Flex>(node.id, tensor(dx, [batch, g.c_out, g.oh, g.ow]));
+        }
+        if let (Some(node), Some(x)) = (node_w, x) {
+            let dw = weight_grad(&g, &gy, &contiguous(&x));
+            grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
+        }
+        if let Some(node) = node_b {
+            let db = channel_sums(&gy, g.c_in, g.h * g.w);
+            grads.register::<Flex>(node.id, tensor(db, [g.c_in]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> ConvOps for Autodiff<Flex, C> {
+    fn fused_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        g: Geometry,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
+        match ConvBackward(g)
+            .prepare::<C>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = run_conv(x.primitive(), w.primitive(), b.primitive(), g, relu);
+                let state = (
+                    w_tracked.then(|| x.primitive().clone()),
+                    x_tracked.then(|| w.primitive().clone()),
+                    relu.then(|| y.clone()),
+                );
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(run_conv(
+                x.primitive(),
+                w.primitive(),
+                b.primitive(),
+                g,
+                relu,
+            )),
+        }
+    }
+
+    fn fused_conv_transpose2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        g: Geometry,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
+        match ConvTransposeBackward(g)
+            .prepare::<C>([x.node(), w.node(), b.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = run_conv_transpose(x.primitive(), w.primitive(), b.primitive(), g, relu);
+                let state = (
+                    w_tracked.then(|| x.primitive().clone()),
+                    x_tracked.then(|| w.primitive().clone()),
+                    relu.then(|| y.clone()),
+                );
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(run_conv_transpose(
+                x.primitive(),
+                w.primitive(),
+                b.primitive(),
+                g,
+                relu,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `len` deterministic values in [−2, 2).
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000) as f32 / 250.0 - 2.0)
+            .collect()
+    }
+
+    /// The definition, one output element at a time, in f64.
+    fn naive_forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f64> {
+        let batch = x.len() / g.in_len();
+        let mut y = vec![0.0f64; batch * g.out_len()];
+        for b in 0..batch {
+            for co in 0..g.c_out {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut s = 0.0f64;
+                        for ci in 0..g.c_in {
+                            for i in 0..g.kh {
+                                for j in 0..g.kw {
+                                    let iy = (oy * g.sh + i) as isize - g.ph as isize;
+                                    let ix = (ox * g.sw + j) as isize - g.pw as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((b * g.c_in + ci) * g.h + iy as usize) * g.w
+                                        + ix as usize];
+                                    let wv = w[((co * g.c_in + ci) * g.kh + i) * g.kw + j];
+                                    s += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y[((b * g.c_out + co) * g.oh + oy) * g.ow + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn close(got: &[f32], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "{what}: element {i}: {a} vs {b}"
+            );
+        }
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(&a, &b)| a as f64 * b as f64).sum()
+    }
+
+    /// Geometries the models use (4×4 stride 2 padding 1, 1×1) and odd ones (asymmetric
+    /// stride, padding larger than a tap reaches, a kernel as wide as the padded input).
+    fn geometries() -> Vec<Geometry> {
+        let x = |c, h, w| [3, c, h, w];
+        vec![
+            Geometry::conv2d(x(2, 8, 8), [3, 2, 4, 4], [2, 2], [(1, 1), (1, 1)]),
+            Geometry::conv2d(x(3, 5, 5), [4, 3, 1, 1], [1, 1], [(0, 0), (0, 0)]),
+            Geometry::conv2d(x(2, 7, 6), [2, 2, 3, 2], [2, 1], [(2, 0), (1, 3)]),
+            Geometry::conv2d(x(1, 4, 5), [2, 1, 6, 7], [3, 3], [(1, 1), (1, 1)]),
+            Geometry::conv_transpose2d(x(3, 4, 4), [3, 2, 4, 4], [2, 2], [1, 1], [0, 0]),
+            Geometry::conv_transpose2d(x(2, 3, 5), [2, 3, 3, 3], [2, 3], [1, 0], [1, 2]),
+        ]
+        .into_iter()
+        .map(|g| g.expect("a valid geometry"))
+        .collect()
+    }
+
+    /// The forward pass equals the definition; the adjoint satisfies ⟨conv(x), v⟩ =
+    /// ⟨x, adjoint(v)⟩; the weight gradient satisfies ⟨conv_W(x), v⟩ = ⟨W, ∂W(x, v)⟩; the
+    /// bias adds per channel and ReLU clips.
+    #[test]
+    fn kernels_match_the_definition_and_their_adjoints() {
+        for (n, g) in geometries().iter().enumerate() {
+            let batch = 3;
+            let x = data(batch * g.in_len(), 1 + n as u32);
+            let w = data(g.c_out * g.k(), 7 + n as u32);
+            let v = data(batch * g.out_len(), 13 + n as u32);
+            let y = forward(g, &x, &w, None, false);
+            close(&y, &naive_forward(g, &x, &w), &format!("{g:?} forward"));
+            let lhs = dot(&y, &v);
+            let adj = adjoint(g, &v, &w, None, false);
+            let rhs = dot(&x, &adj);
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()),
+                "{g:?}: adjoint {lhs} vs {rhs}"
+            );
+            let dw = weight_grad(g, &x, &v);
+            let rhs = dot(&w, &dw);
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()),
+                "{g:?}: ∂W {lhs} vs {rhs}"
+            );
+            let bias = data(g.c_out, 99);
+            let yb = forward(g, &x, &w, Some(&bias), true);
+            for (i, (&a, &b)) in yb.iter().zip(&y).enumerate() {
+                let c = (i / g.p()) % g.c_out;
+                assert!((a - (b + bias[c]).max(0.0)).abs() < 1e-5, "{g:?} bias+relu");
+            }
+            let sums = channel_sums(&v, g.c_out, g.p());
+            let want: f64 = v.iter().map(|&a| a as f64).sum();
+            assert!((sums.iter().map(|&s| s as f64).sum::<f64>() - want).abs() < 1e-3);
+        }
+    }
+
+    /// Every kernel gives bit-identical results with 1, 2, 3 and 8 threads.
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let g = Geometry::conv2d([37, 4, 16, 16], [8, 4, 4, 4], [2, 2], [(1, 1), (1, 1)]).unwrap();
+        let batch = 37;
+        let x = data(batch * g.in_len(), 3);
+        let w = data(g.c_out * g.k(), 4);
+        let v = data(batch * g.out_len(), 5);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                (
+                    forward(&g, &x, &w, None, true),
+                    adjoint(&g, &v, &w, None, false),
+                    weight_grad(&g, &x, &v),
+                    channel_sums(&v, g.c_out, g.p()),
+                )
+            })
+        };
+        let reference = run(1);
+        for threads in [2, 3, 8] {
+            assert!(run(threads) == reference, "{threads} threads");
+        }
+    }
+
+    /// Shapes that do not fit give no geometry.
+    #[test]
+    fn geometry_refuses_shapes_that_do_not_fit() {
+        let p = [(1, 1), (1, 1)];
+        assert!(
+            Geometry::conv2d([1, 2, 8, 8], [3, 3, 4, 4], [2, 2], p).is_none(),
+            "channels"
+        );
+        assert!(
+            Geometry::conv2d([1, 2, 8, 8], [3, 2, 4, 4], [0, 2], p).is_none(),
+            "stride"
+        );
+        assert!(
+            Geometry::conv2d([1, 2, 1, 1], [3, 2, 4, 4], [1, 1], p).is_none(),
+            "kernel"
+        );
+        let g = Geometry::conv2d([1, 2, 8, 8], [3, 2, 4, 4], [2, 2], p).unwrap();
+        assert_eq!((g.oh, g.ow), (4, 4));
+        let t = Geometry::conv_transpose2d([1, 3, 4, 4], [3, 2, 4, 4], [2, 2], [1, 1], [0, 0]);
+        let t = t.unwrap();
+        assert_eq!((t.c_in, t.h, t.w, t.c_out, t.oh, t.ow), (2, 8, 8, 3, 4, 4));
+        assert!(
+            Geometry::conv_transpose2d([1, 3, 4, 4], [2, 2, 4, 4], [2, 2], [1, 1], [0, 0])
+                .is_none()
+        );
+    }
+}
