@@ -200,32 +200,203 @@ impl Geometry {
     }
 }
 
-/// Unfolds one input image `x: [c_in, h, w]` into `col: [c_in·kh·kw, oh·ow]` (im2col): row
-/// `(c, i, j)`, column `(oy, ox)` holds `x[c, oy·sh + i − ph, ox·sw + j − pw]`, zero outside.
-fn unfold(g: &Geometry, x: &[f32], col: &mut [f32]) {
-    let (p, ow, plane) = (g.p(), g.ow, g.h * g.w);
-    for (c, x) in x.chunks_exact(plane).enumerate() {
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let row = &mut col[((c * g.kh + i) * g.kw + j) * p..][..p];
-                let cols = g.in_cols(j);
-                for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
-                    let (Some(r), Some((lo, hi, start))) = (g.in_row(oy, i), cols) else {
-                        dst.fill(0.0);
-                        continue;
-                    };
-                    let src = &x[r * g.w..][..g.w];
-                    dst[..lo].fill(0.0);
-                    dst[hi..].fill(0.0);
-                    if g.sw == 1 {
-                        dst[lo..hi].copy_from_slice(&src[start..start + hi - lo]);
-                    } else {
-                        for (d, s) in dst[lo..hi]
-                            .iter_mut()
-                            .zip(src[start..].iter().step_by(g.sw))
-                        {
-                            *d = *s;
-                        }
+impl Geometry {
+    /// Columns of one phase of an input row (see [`Scratch::split_phases`]).
+    fn phase_len(&self) -> usize {
+        self.w.div_ceil(self.sw)
+    }
+
+    /// Elements of one input image split by phase: `c_in·h` rows of `sw` phases.
+    fn phased_len(&self) -> usize {
+        self.c_in * self.h * self.sw * self.phase_len()
+    }
+}
+
+/// How one image is unfolded for `gemm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// A 1×1, stride-1, unpadded convolution: the image itself is the unfolded input.
+    Pointwise,
+    /// `[c_in·kh·kw, oh·ow]`, row `(c, i, j)`: for few input channels (runs of `ow` values).
+    Rows,
+    /// `[oh·ow, kh·kw·c_in]`, row `(oy, ox)` with columns `(i, j, c)`, from the image in
+    /// channels-last order: for many input channels (runs of `kw·c_in` values). The weight is
+    /// used in the matching order `[c_out, kh, kw, c_in]`.
+    Pixels,
+}
+
+impl Geometry {
+    /// The unfolding used for this convolution: the one with the longer contiguous runs.
+    fn layout(&self) -> Layout {
+        if self.pointwise() {
+            Layout::Pointwise
+        } else if self.kw * self.c_in > self.ow {
+            Layout::Pixels
+        } else {
+            Layout::Rows
+        }
+    }
+
+    /// The kernel columns `jlo..jhi` whose input column `ox·sw + j − pw` (output column `ox`)
+    /// lies inside the image, and the input column of `jlo` (`jlo == jhi`: none).
+    fn pixel_taps(&self, ox: usize) -> (usize, usize, usize) {
+        let ix0 = (ox * self.sw) as isize - self.pw as isize;
+        let jlo = (-ix0).clamp(0, self.kw as isize) as usize;
+        let jhi = (self.w as isize - ix0).clamp(0, self.kw as isize) as usize;
+        (jlo, jhi.max(jlo), (ix0 + jlo as isize).max(0) as usize)
+    }
+}
+
+/// A weight `[c_out, c_in, kh, kw]` in `Layout::Pixels` order `[c_out, kh, kw, c_in]`.
+fn to_pixel_order(g: &Geometry, w: &[f32]) -> Vec<f32> {
+    let taps = g.kh * g.kw;
+    let mut out = vec![0.0f32; w.len()];
+    for (wo, po) in w
+        .chunks_exact(g.c_in * taps)
+        .zip(out.chunks_exact_mut(g.c_in * taps))
+    {
+        for (c, kernel) in wo.chunks_exact(taps).enumerate() {
+            for (t, &v) in kernel.iter().enumerate() {
+                po[t * g.c_in + c] = v;
+            }
+        }
+    }
+    out
+}
+
+/// The inverse of [`to_pixel_order`].
+fn from_pixel_order(g: &Geometry, wp: &[f32]) -> Vec<f32> {
+    let taps = g.kh * g.kw;
+    let mut out = vec![0.0f32; wp.len()];
+    for (po, wo) in wp
+        .chunks_exact(g.c_in * taps)
+        .zip(out.chunks_exact_mut(g.c_in * taps))
+    {
+        for (c, kernel) in wo.chunks_exact_mut(taps).enumerate() {
+            for (t, v) in kernel.iter_mut().enumerate() {
+                *v = po[t * g.c_in + c];
+            }
+        }
+    }
+    out
+}
+
+/// `dst[p, c] = src[c, p]` for `src: [channels, plane]`, in 8 × 8 tiles (each tile's rows
+/// are read as contiguous runs, its columns written as contiguous runs).
+fn transpose(src: &[f32], dst: &mut [f32], channels: usize, plane: usize) {
+    const T: usize = 8;
+    let mut tile = [[0.0f32; T]; T];
+    for p0 in (0..plane).step_by(T) {
+        let pn = T.min(plane - p0);
+        for c0 in (0..channels).step_by(T) {
+            let cn = T.min(channels - c0);
+            for (c, row) in tile.iter_mut().enumerate().take(cn) {
+                row[..pn].copy_from_slice(&src[(c0 + c) * plane + p0..][..pn]);
+            }
+            for p in 0..pn {
+                let out = &mut dst[(p0 + p) * channels + c0..][..cn];
+                for (c, o) in out.iter_mut().enumerate() {
+                    *o = tile[c][p];
+                }
+            }
+        }
+    }
+}
+
+/// One thread's scratch buffers, kept across the images it handles.
+#[derive(Default)]
+struct Scratch {
+    /// The unfolded input, or the columns to fold.
+    col: Vec<f32>,
+    /// The input (or the folded sums) with each row split by phase, for strides above 1.
+    phases: Vec<f32>,
+    /// The input (or the folded sums) in channels-last order, for `Layout::Pixels`.
+    nhwc: Vec<f32>,
+}
+
+impl Scratch {
+    /// Splits each row of `x: [c_in, h, w]` by column phase: row `(c, r)` becomes `sw`
+    /// phases of [`Geometry::phase_len`] columns, phase `q` holding columns `q, q + sw, …`,
+    /// so that every kernel column reads a contiguous run of one phase.
+    fn split_phases(&mut self, g: &Geometry, x: &[f32]) {
+        let (sw, wq) = (g.sw, g.phase_len());
+        self.phases.resize(g.phased_len(), 0.0);
+        for (src, dst) in x
+            .chunks_exact(g.w)
+            .zip(self.phases.chunks_exact_mut(sw * wq))
+        {
+            for (q, dst) in dst.chunks_exact_mut(wq).enumerate() {
+                for (d, s) in dst.iter_mut().zip(src[q..].iter().step_by(sw)) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+
+    /// Unfolds one input image `x: [c_in, h, w]` into `col: [c_in·kh·kw, oh·ow]` (im2col):
+    /// row `(c, i, j)`, column `(oy, ox)` holds `x[c, oy·sh + i − ph, ox·sw + j − pw]`, zero
+    /// outside. Every run of a row is one contiguous copy (from the phases when `sw > 1`).
+    fn unfold(&mut self, g: &Geometry, x: &[f32]) -> &[f32] {
+        let (p, ow) = (g.p(), g.ow);
+        let (src, row_len) = if g.sw == 1 {
+            (x, g.w)
+        } else {
+            self.split_phases(g, x);
+            (&self.phases[..], g.sw * g.phase_len())
+        };
+        self.col.resize(g.k() * p, 0.0);
+        let col = &mut self.col[..g.k() * p];
+        let wq = g.phase_len();
+        for (n, row) in col.chunks_exact_mut(p).enumerate() {
+            let (c, i, j) = (n / (g.kh * g.kw), (n / g.kw) % g.kh, n % g.kw);
+            let cols = g.in_cols(j);
+            for (oy, dst) in row.chunks_exact_mut(ow).enumerate() {
+                let (Some(r), Some((lo, hi, start))) = (g.in_row(oy, i), cols) else {
+                    dst.fill(0.0);
+                    continue;
+                };
+                // Input column `start` lies in phase start % sw at position start / sw.
+                let from = (c * g.h + r) * row_len + (start % g.sw) * wq + start / g.sw;
+                dst[..lo].fill(0.0);
+                dst[lo..hi].copy_from_slice(&src[from..from + hi - lo]);
+                dst[hi..].fill(0.0);
+            }
+        }
+        &self.col[..g.k() * p]
+    }
+
+    /// Folds `self.col: [c_in·kh·kw, oh·ow]` back onto one image `x: [c_in, h, w]` (col2im),
+    /// adding each element to the input pixel [`Scratch::unfold`] reads it from (taps outside
+    /// the image are dropped). The sums run over the phases (contiguous runs) when `sw > 1`,
+    /// and are interleaved into `x` at the end.
+    fn fold_add(&mut self, g: &Geometry, x: &mut [f32]) {
+        let (p, ow, sw, wq) = (g.p(), g.ow, g.sw, g.phase_len());
+        let row_len = sw * wq;
+        if sw > 1 {
+            self.split_phases(g, x);
+        }
+        let dst_all: &mut [f32] = if sw == 1 { &mut *x } else { &mut self.phases };
+        for (n, row) in self.col[..g.k() * p].chunks_exact(p).enumerate() {
+            let (c, i, j) = (n / (g.kh * g.kw), (n / g.kw) % g.kh, n % g.kw);
+            let Some((lo, hi, start)) = g.in_cols(j) else {
+                continue;
+            };
+            for (oy, src) in row.chunks_exact(ow).enumerate() {
+                let Some(r) = g.in_row(oy, i) else { continue };
+                let to = (c * g.h + r) * row_len + (start % sw) * wq + start / sw;
+                for (d, s) in dst_all[to..to + hi - lo].iter_mut().zip(&src[lo..hi]) {
+                    *d += *s;
+                }
+            }
+        }
+        if sw > 1 {
+            for (dst, src) in x
+                .chunks_exact_mut(g.w)
+                .zip(self.phases.chunks_exact(row_len))
+            {
+                for (q, src) in src.chunks_exact(wq).enumerate() {
+                    for (d, s) in dst[q..].iter_mut().step_by(sw).zip(src) {
+                        *d = *s;
                     }
                 }
             }
@@ -233,26 +404,64 @@ fn unfold(g: &Geometry, x: &[f32], col: &mut [f32]) {
     }
 }
 
-/// Folds `col: [c_in·kh·kw, oh·ow]` back onto one image `x: [c_in, h, w]` (col2im), adding
-/// each element to the input pixel [`unfold`] read it from; taps outside the image are dropped.
-fn fold_add(g: &Geometry, col: &[f32], x: &mut [f32]) {
-    let (p, ow, plane) = (g.p(), g.ow, g.h * g.w);
-    for (c, x) in x.chunks_exact_mut(plane).enumerate() {
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                let row = &col[((c * g.kh + i) * g.kw + j) * p..][..p];
-                let Some((lo, hi, start)) = g.in_cols(j) else {
-                    continue;
-                };
-                for (oy, src) in row.chunks_exact(ow).enumerate() {
-                    let Some(r) = g.in_row(oy, i) else { continue };
-                    let dst = &mut x[r * g.w..][..g.w];
-                    for (d, s) in dst[start..].iter_mut().step_by(g.sw).zip(&src[lo..hi]) {
+impl Scratch {
+    /// Unfolds one input image `x: [c_in, h, w]` into `col: [oh·ow, kh·kw·c_in]`: row
+    /// `(oy, ox)`, column `(i, j, c)` holds `x[c, oy·sh + i − ph, ox·sw + j − pw]`, zero
+    /// outside; each kernel row of a pixel is one contiguous copy from the channels-last image.
+    fn unfold_pixels(&mut self, g: &Geometry, x: &[f32]) -> &[f32] {
+        let (c, k) = (g.c_in, g.k());
+        self.nhwc.resize(g.in_len(), 0.0);
+        transpose(x, &mut self.nhwc, c, g.h * g.w);
+        self.col.resize(g.p() * k, 0.0);
+        for (pix, dst) in self.col[..g.p() * k].chunks_exact_mut(k).enumerate() {
+            let (oy, ox) = (pix / g.ow, pix % g.ow);
+            let (jlo, jhi, ix) = g.pixel_taps(ox);
+            for (i, dst) in dst.chunks_exact_mut(g.kw * c).enumerate() {
+                match g.in_row(oy, i) {
+                    Some(r) if jlo < jhi => {
+                        let from = (r * g.w + ix) * c;
+                        dst[..jlo * c].fill(0.0);
+                        dst[jlo * c..jhi * c]
+                            .copy_from_slice(&self.nhwc[from..from + (jhi - jlo) * c]);
+                        dst[jhi * c..].fill(0.0);
+                    }
+                    _ => dst.fill(0.0),
+                }
+            }
+        }
+        &self.col[..g.p() * k]
+    }
+
+    /// Folds `self.col: [oh·ow, kh·kw·c_in]` (the [`Scratch::unfold_pixels`] layout) onto a
+    /// channels-last image that starts as the bias (or zero), then writes it to `x: [c_in, h,
+    /// w]` (every element).
+    fn fold_pixels(&mut self, g: &Geometry, x: &mut [f32], bias: Option<&[f32]>) {
+        let (c, k) = (g.c_in, g.k());
+        self.nhwc.resize(g.in_len(), 0.0);
+        match bias {
+            Some(b) => self
+                .nhwc
+                .chunks_exact_mut(c)
+                .for_each(|px| px.copy_from_slice(b)),
+            None => self.nhwc.fill(0.0),
+        }
+        for (pix, src) in self.col[..g.p() * k].chunks_exact(k).enumerate() {
+            let (oy, ox) = (pix / g.ow, pix % g.ow);
+            let (jlo, jhi, ix) = g.pixel_taps(ox);
+            if jlo == jhi {
+                continue;
+            }
+            for (i, src) in src.chunks_exact(g.kw * c).enumerate() {
+                if let Some(r) = g.in_row(oy, i) {
+                    let to = (r * g.w + ix) * c;
+                    let dst = &mut self.nhwc[to..to + (jhi - jlo) * c];
+                    for (d, s) in dst.iter_mut().zip(&src[jlo * c..jhi * c]) {
                         *d += *s;
                     }
                 }
             }
         }
+        transpose(&self.nhwc, x, g.h * g.w, c);
     }
 }
 
@@ -276,19 +485,18 @@ fn fill_planes(dst: &mut [f32], bias: Option<&[f32]>, plane: usize) {
 /// `x: [batch, c_in, h, w]`, `w: [c_out, c_in·kh·kw]`, `bias: [c_out]`, returns
 /// `[batch, c_out, oh, ow]`.
 fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
-    let (k, p) = (g.k(), g.p());
+    let (k, p, layout) = (g.k(), g.p(), g.layout());
     let batch = x.len() / g.in_len();
-    let wm = checked(MatRef::row_major(w, g.c_out, k));
+    let w = weight_in(g, w);
+    let wm = checked(MatRef::row_major(&w, g.c_out, k));
     let mut y = vec![0.0f32; batch * g.out_len()];
     y.par_chunks_mut(g.out_len())
         .zip(x.par_chunks_exact(g.in_len()))
-        .for_each_init(Vec::new, |col, (y, x)| {
-            let unfolded = if g.pointwise() {
-                checked(MatRef::row_major(x, k, p))
-            } else {
-                col.resize(k * p, 0.0);
-                unfold(g, x, col);
-                checked(MatRef::row_major(col, k, p))
+        .for_each_init(Scratch::default, |scratch, (y, x)| {
+            let unfolded = match layout {
+                Layout::Pointwise => checked(MatRef::row_major(x, k, p)),
+                Layout::Rows => checked(MatRef::row_major(scratch.unfold(g, x), k, p)),
+                Layout::Pixels => checked(MatRef::row_major(scratch.unfold_pixels(g, x), p, k)).t(),
             };
             if bias.is_some() {
                 fill_planes(y, bias, p);
@@ -306,25 +514,44 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
 fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
     let (k, p, plane) = (g.k(), g.p(), g.h * g.w);
     let batch = gy.len() / g.out_len();
-    let wt = checked(MatRef::row_major(w, g.c_out, k)).t();
+    let (layout, w) = (g.layout(), weight_in(g, w));
+    let wm = checked(MatRef::row_major(&w, g.c_out, k));
     let mut x = vec![0.0f32; batch * g.in_len()];
     x.par_chunks_mut(g.in_len())
         .zip(gy.par_chunks_exact(g.out_len()))
-        .for_each_init(Vec::new, |col, (x, gy)| {
+        .for_each_init(Scratch::default, |scratch, (x, gy)| {
             let gm = checked(MatRef::row_major(gy, g.c_out, p));
-            fill_planes(x, bias, plane);
-            if g.pointwise() {
-                checked(gemm_serial(x, true, wt, gm));
-            } else {
-                col.resize(k * p, 0.0);
-                checked(gemm_serial(col, false, wt, gm));
-                fold_add(g, col, x);
+            match layout {
+                Layout::Pointwise => {
+                    fill_planes(x, bias, plane);
+                    checked(gemm_serial(x, true, wm.t(), gm));
+                }
+                Layout::Rows => {
+                    fill_planes(x, bias, plane);
+                    scratch.col.resize(k * p, 0.0);
+                    checked(gemm_serial(&mut scratch.col[..k * p], false, wm.t(), gm));
+                    scratch.fold_add(g, x);
+                }
+                Layout::Pixels => {
+                    // cols [p, k] = g_bᵀ · W.
+                    scratch.col.resize(k * p, 0.0);
+                    checked(gemm_serial(&mut scratch.col[..k * p], false, gm.t(), wm));
+                    scratch.fold_pixels(g, x, bias);
+                }
             }
             if relu {
                 relu_in_place(x);
             }
         });
     x
+}
+
+/// The weight as the layout's products read it (reordered for `Layout::Pixels`).
+fn weight_in<'a>(g: &Geometry, w: &'a [f32]) -> Cow<'a, [f32]> {
+    match g.layout() {
+        Layout::Pixels => Cow::Owned(to_pixel_order(g, w)),
+        _ => Cow::Borrowed(w),
+    }
 }
 
 /// Images per group whose gradient contributions are summed into one partial: the batch in
@@ -337,14 +564,14 @@ const GROUPS: usize = 8;
 fn grouped_sum(
     batch: usize,
     len: usize,
-    add: impl Fn(usize, &mut [f32], &mut Vec<f32>) + Sync,
+    add: impl Fn(usize, &mut [f32], &mut Scratch) + Sync,
 ) -> Vec<f32> {
     let per_group = batch.div_ceil(GROUPS).max(1);
     let starts: Vec<usize> = (0..batch).step_by(per_group).collect();
     let partials: Vec<Vec<f32>> = starts
         .into_par_iter()
         .map(|start| {
-            let (mut sum, mut scratch) = (vec![0.0f32; len], Vec::new());
+            let (mut sum, mut scratch) = (vec![0.0f32; len], Scratch::default());
             for b in start..(start + per_group).min(batch) {
                 add(b, &mut sum, &mut scratch);
             }
@@ -364,18 +591,21 @@ fn grouped_sum(
 fn weight_grad(g: &Geometry, x: &[f32], gy: &[f32]) -> Vec<f32> {
     let (k, p, in_len, out_len) = (g.k(), g.p(), g.in_len(), g.out_len());
     let batch = x.len() / in_len;
-    grouped_sum(batch, g.c_out * k, |b, dw, col| {
+    let layout = g.layout();
+    let dw = grouped_sum(batch, g.c_out * k, |b, dw, scratch| {
         let x = &x[b * in_len..][..in_len];
         let gm = checked(MatRef::row_major(&gy[b * out_len..][..out_len], g.c_out, p));
-        let unfolded = if g.pointwise() {
-            checked(MatRef::row_major(x, k, p))
-        } else {
-            col.resize(k * p, 0.0);
-            unfold(g, x, col);
-            checked(MatRef::row_major(col, k, p))
+        let unfolded_t = match layout {
+            Layout::Pointwise => checked(MatRef::row_major(x, k, p)).t(),
+            Layout::Rows => checked(MatRef::row_major(scratch.unfold(g, x), k, p)).t(),
+            Layout::Pixels => checked(MatRef::row_major(scratch.unfold_pixels(g, x), p, k)),
         };
-        checked(gemm_serial(dw, true, gm, unfolded.t()));
-    })
+        checked(gemm_serial(dw, true, gm, unfolded_t));
+    });
+    match layout {
+        Layout::Pixels => from_pixel_order(g, &dw),
+        _ => dw,
+    }
 }
 
 /// Sum of each channel's plane over a batch: `t: [batch, channels, plane]` → `[channels]`.
@@ -727,7 +957,8 @@ mod tests {
     }
 
     /// Geometries the models use (4×4 stride 2 padding 1, 1×1) and odd ones (asymmetric
-    /// stride, padding larger than a tap reaches, a kernel as wide as the padded input).
+    /// stride, padding larger than a tap reaches, a kernel as wide as the padded input), in
+    /// each of the three layouts.
     fn geometries() -> Vec<Geometry> {
         let x = |c, h, w| [3, c, h, w];
         vec![
@@ -737,6 +968,8 @@ mod tests {
             Geometry::conv2d(x(1, 4, 5), [2, 1, 6, 7], [3, 3], [(1, 1), (1, 1)]),
             Geometry::conv_transpose2d(x(3, 4, 4), [3, 2, 4, 4], [2, 2], [1, 1], [0, 0]),
             Geometry::conv_transpose2d(x(2, 3, 5), [2, 3, 3, 3], [2, 3], [1, 0], [1, 2]),
+            Geometry::conv2d(x(1, 16, 16), [3, 1, 4, 4], [2, 2], [(1, 1), (1, 1)]),
+            Geometry::conv_transpose2d(x(3, 8, 8), [3, 1, 4, 4], [2, 2], [1, 1], [0, 0]),
         ]
         .into_iter()
         .map(|g| g.expect("a valid geometry"))
@@ -748,6 +981,10 @@ mod tests {
     /// bias adds per channel and ReLU clips.
     #[test]
     fn kernels_match_the_definition_and_their_adjoints() {
+        let layouts: Vec<Layout> = geometries().iter().map(Geometry::layout).collect();
+        for layout in [Layout::Pointwise, Layout::Rows, Layout::Pixels] {
+            assert!(layouts.contains(&layout), "{layout:?} is tested");
+        }
         for (n, g) in geometries().iter().enumerate() {
             let batch = 3;
             let x = data(batch * g.in_len(), 1 + n as u32);
@@ -780,10 +1017,19 @@ mod tests {
         }
     }
 
-    /// Every kernel gives bit-identical results with 1, 2, 3 and 8 threads.
+    /// Every kernel gives bit-identical results with 1, 2, 3 and 8 threads, in both
+    /// unfolding layouts.
     #[test]
     fn results_do_not_depend_on_the_thread_count() {
-        let g = Geometry::conv2d([37, 4, 16, 16], [8, 4, 4, 4], [2, 2], [(1, 1), (1, 1)]).unwrap();
+        let p = [(1, 1), (1, 1)];
+        for (c_in, side) in [(4, 16), (1, 32)] {
+            let g = Geometry::conv2d([37, c_in, side, side], [8, c_in, 4, 4], [2, 2], p).unwrap();
+            same_for_any_thread_count(&g);
+        }
+    }
+
+    fn same_for_any_thread_count(g: &Geometry) {
+        let g = *g;
         let batch = 37;
         let x = data(batch * g.in_len(), 3);
         let w = data(g.c_out * g.k(), 4);
