@@ -37,7 +37,7 @@
 //! [`Geometry`] exists for the layer (no groups, no dilation, explicit padding), Burn's
 //! `Conv2d`/`ConvTranspose2d` otherwise; `ae-core`'s tests compare both paths on values and
 //! gradients.
-use crate::host::{contiguous, is_flex_f32, tensor};
+use crate::host::{contiguous, fill_uninit, filled, is_flex_f32, tensor};
 use crate::linear::{MatRef, checked, gemm_serial};
 use burn::backend::autodiff::{
     Autodiff,
@@ -51,6 +51,8 @@ use burn::backend::{Backend, Flex, backend_extension};
 use burn::prelude::*;
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::convert::Infallible;
+use std::mem::MaybeUninit;
 
 /// The shape of one 2-D convolution (no groups, no dilation) over one image: input
 /// `[c_in, h, w]`, weight `[c_out, c_in, kh, kw]`, output `[c_out, oh, ow]`, stride
@@ -470,15 +472,46 @@ fn relu_in_place(v: &mut [f32]) {
     v.iter_mut().for_each(|v| *v = v.max(0.0));
 }
 
-/// Each channel's plane of `[channels, plane]` filled with its bias, or zero.
-fn fill_planes(dst: &mut [f32], bias: Option<&[f32]>, plane: usize) {
-    match bias {
-        Some(bias) => dst
-            .chunks_exact_mut(plane)
-            .zip(bias)
-            .for_each(|(d, &b)| d.fill(b)),
-        None => dst.fill(0.0),
+/// One image `[channels, plane]` of a new output, each channel's plane filled with its bias
+/// (or zero): returned initialised.
+fn init_planes<'a>(
+    dst: &'a mut [MaybeUninit<f32>],
+    bias: Option<&[f32]>,
+    plane: usize,
+) -> &'a mut [f32] {
+    let dst = fill_uninit(dst, 0.0);
+    if let Some(bias) = bias {
+        for (d, &b) in dst.chunks_exact_mut(plane).zip(bias) {
+            d.fill(b);
+        }
     }
+    dst
+}
+
+/// A new `len`-element output, each `chunk` of it initialised and then completed by `write`
+/// in parallel (with one [`Scratch`] per rayon job): no zero-fill of the whole output first.
+fn new_output<T: Sync>(
+    len: usize,
+    chunk: usize,
+    inputs: &[T],
+    input_chunk: usize,
+    write: impl Fn(&mut Scratch, &mut [MaybeUninit<f32>], &[T]) + Sync,
+) -> Vec<f32> {
+    // SAFETY: `write` initialises its chunk in full (every caller starts with `init_planes`),
+    // and the chunks cover the output (`len` is a multiple of `chunk`, checked below).
+    let out = unsafe {
+        filled(len, |out| {
+            assert!(
+                chunk > 0 && len % chunk == 0,
+                "output chunks cover the output"
+            );
+            out.par_chunks_mut(chunk)
+                .zip(inputs.par_chunks_exact(input_chunk))
+                .for_each_init(Scratch::default, |scratch, (o, i)| write(scratch, o, i));
+            Ok::<(), Infallible>(())
+        })
+    };
+    out.unwrap_or_else(|e| match e {})
 }
 
 /// The convolution of a batch, `y_b = W · unfold(x_b) (+ bias)`, then ReLU if asked;
@@ -489,24 +522,24 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
     let batch = x.len() / g.in_len();
     let w = weight_in(g, w);
     let wm = checked(MatRef::row_major(&w, g.c_out, k));
-    let mut y = vec![0.0f32; batch * g.out_len()];
-    y.par_chunks_mut(g.out_len())
-        .zip(x.par_chunks_exact(g.in_len()))
-        .for_each_init(Scratch::default, |scratch, (y, x)| {
+    new_output(
+        batch * g.out_len(),
+        g.out_len(),
+        x,
+        g.in_len(),
+        |scratch, y, x| {
+            let y = init_planes(y, bias, p);
             let unfolded = match layout {
                 Layout::Pointwise => checked(MatRef::row_major(x, k, p)),
                 Layout::Rows => checked(MatRef::row_major(scratch.unfold(g, x), k, p)),
                 Layout::Pixels => checked(MatRef::row_major(scratch.unfold_pixels(g, x), p, k)).t(),
             };
-            if bias.is_some() {
-                fill_planes(y, bias, p);
-            }
-            checked(gemm_serial(y, bias.is_some(), wm, unfolded));
+            checked(gemm_serial(y, true, wm, unfolded));
             if relu {
                 relu_in_place(y);
             }
-        });
-    y
+        },
+    )
 }
 
 /// The adjoint of the convolution over a batch, `x_b = fold(Wᵀ · g_b) (+ bias)`, then ReLU
@@ -516,18 +549,17 @@ fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool
     let batch = gy.len() / g.out_len();
     let (layout, w) = (g.layout(), weight_in(g, w));
     let wm = checked(MatRef::row_major(&w, g.c_out, k));
-    let mut x = vec![0.0f32; batch * g.in_len()];
-    x.par_chunks_mut(g.in_len())
-        .zip(gy.par_chunks_exact(g.out_len()))
-        .for_each_init(Scratch::default, |scratch, (x, gy)| {
+    new_output(
+        batch * g.in_len(),
+        g.in_len(),
+        gy,
+        g.out_len(),
+        |scratch, x, gy| {
+            let x = init_planes(x, bias, plane);
             let gm = checked(MatRef::row_major(gy, g.c_out, p));
             match layout {
-                Layout::Pointwise => {
-                    fill_planes(x, bias, plane);
-                    checked(gemm_serial(x, true, wm.t(), gm));
-                }
+                Layout::Pointwise => checked(gemm_serial(x, true, wm.t(), gm)),
                 Layout::Rows => {
-                    fill_planes(x, bias, plane);
                     scratch.col.resize(k * p, 0.0);
                     checked(gemm_serial(&mut scratch.col[..k * p], false, wm.t(), gm));
                     scratch.fold_add(g, x);
@@ -542,8 +574,8 @@ fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool
             if relu {
                 relu_in_place(x);
             }
-        });
-    x
+        },
+    )
 }
 
 /// The weight as the layout's products read it (reordered for `Layout::Pixels`).
@@ -622,16 +654,22 @@ fn channel_sums(t: &[f32], channels: usize, plane: usize) -> Vec<f32> {
 /// The upstream gradient where the ReLU's output was positive, else 0.
 fn relu_mask(grad: &[f32], y: &[f32]) -> Vec<f32> {
     const CHUNK: usize = 16 * 1024;
-    let mut masked = vec![0.0f32; grad.len()];
-    masked
-        .par_chunks_mut(CHUNK)
-        .zip(grad.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-        .for_each(|(m, (g, y))| {
-            for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
-                *m = if y > 0.0 { g } else { 0.0 };
-            }
-        });
-    masked
+    assert_eq!(grad.len(), y.len(), "a gradient per output");
+    // SAFETY: the chunks of `m` pair with equally long chunks of `grad` and `y` (same
+    // lengths), and every element of each is written.
+    let masked = unsafe {
+        filled(grad.len(), |m| {
+            m.par_chunks_mut(CHUNK)
+                .zip(grad.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+                .for_each(|(m, (g, y))| {
+                    for ((m, &g), &y) in m.iter_mut().zip(g).zip(y) {
+                        m.write(if y > 0.0 { g } else { 0.0 });
+                    }
+                });
+            Ok::<(), Infallible>(())
+        })
+    };
+    masked.unwrap_or_else(|e| match e {})
 }
 
 /// Whether the fused path can run: all three tensors `f32` on the `flex` device. (The shapes
