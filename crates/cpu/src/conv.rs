@@ -284,7 +284,8 @@ fn from_pixel_order(g: &Geometry, wp: &[f32]) -> Vec<f32> {
 }
 
 /// `dst[p, c] = src[c, p]` for `src: [channels, plane]`, in 8 × 8 tiles (each tile's rows
-/// are read as contiguous runs, its columns written as contiguous runs).
+/// read as contiguous runs, its columns written as contiguous runs; full tiles as fixed-size
+/// arrays, so that they stay in registers).
 fn transpose(src: &[f32], dst: &mut [f32], channels: usize, plane: usize) {
     const T: usize = 8;
     let mut tile = [[0.0f32; T]; T];
@@ -292,6 +293,21 @@ fn transpose(src: &[f32], dst: &mut [f32], channels: usize, plane: usize) {
         let pn = T.min(plane - p0);
         for c0 in (0..channels).step_by(T) {
             let cn = T.min(channels - c0);
+            if pn == T && cn == T {
+                for (c, row) in tile.iter_mut().enumerate() {
+                    let from = (c0 + c) * plane + p0;
+                    *row = src[from..from + T].try_into().expect("a full row");
+                }
+                for p in 0..T {
+                    let to = (p0 + p) * channels + c0;
+                    let out: &mut [f32; T] =
+                        (&mut dst[to..to + T]).try_into().expect("a full column");
+                    for c in 0..T {
+                        out[c] = tile[c][p];
+                    }
+                }
+                continue;
+            }
             for (c, row) in tile.iter_mut().enumerate().take(cn) {
                 row[..pn].copy_from_slice(&src[(c0 + c) * plane + p0..][..pn]);
             }
@@ -314,6 +330,8 @@ struct Scratch {
     phases: Vec<f32>,
     /// The input (or the folded sums) in channels-last order, for `Layout::Pixels`.
     nhwc: Vec<f32>,
+    /// One image's output pixel by pixel, `[oh·ow, c_out]`, for `Layout::Pixels`.
+    pixels: Vec<f32>,
 }
 
 impl Scratch {
@@ -521,6 +539,13 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
     let (k, p, layout) = (g.k(), g.p(), g.layout());
     let batch = x.len() / g.in_len();
     let w = weight_in(g, w);
+    // Layout::Pixels multiplies unfold(x_b)ᵀ · Wᵀ, pixel by pixel, with Wᵀ: [kh·kw·c_in, c_out]
+    // (both operands row-major, so gemm packs only the small weight), then transposes.
+    let w_t = (layout == Layout::Pixels).then(|| {
+        let mut w_t = vec![0.0f32; w.len()];
+        transpose(&w, &mut w_t, g.c_out, k);
+        w_t
+    });
     let wm = checked(MatRef::row_major(&w, g.c_out, k));
     new_output(
         batch * g.out_len(),
@@ -529,17 +554,52 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
         g.in_len(),
         |scratch, y, x| {
             let y = init_planes(y, bias, p);
-            let unfolded = match layout {
-                Layout::Pointwise => checked(MatRef::row_major(x, k, p)),
-                Layout::Rows => checked(MatRef::row_major(scratch.unfold(g, x), k, p)),
-                Layout::Pixels => checked(MatRef::row_major(scratch.unfold_pixels(g, x), p, k)).t(),
-            };
-            checked(gemm_serial(y, true, wm, unfolded));
+            match (layout, &w_t) {
+                (Layout::Pixels, Some(w_t)) => {
+                    scratch.unfold_pixels(g, x);
+                    let Scratch { col, pixels, .. } = scratch;
+                    pixels.resize(p * g.c_out, 0.0);
+                    checked(gemm_serial(
+                        pixels,
+                        false,
+                        checked(MatRef::row_major(&col[..p * k], p, k)),
+                        checked(MatRef::row_major(w_t, k, g.c_out)),
+                    ));
+                    add_transposed(pixels, y, p, g.c_out);
+                }
+                (Layout::Pointwise, _) => checked(gemm_serial(
+                    y,
+                    true,
+                    wm,
+                    checked(MatRef::row_major(x, k, p)),
+                )),
+                _ => {
+                    let col = checked(MatRef::row_major(scratch.unfold(g, x), k, p));
+                    checked(gemm_serial(y, true, wm, col));
+                }
+            }
             if relu {
                 relu_in_place(y);
             }
         },
     )
+}
+
+/// `dst[c, p] += src[p, c]` for `src: [plane, channels]`, in 8 × 8 tiles.
+fn add_transposed(src: &[f32], dst: &mut [f32], plane: usize, channels: usize) {
+    const T: usize = 8;
+    for c0 in (0..channels).step_by(T) {
+        let cn = T.min(channels - c0);
+        for p0 in (0..plane).step_by(T) {
+            let pn = T.min(plane - p0);
+            for c in 0..cn {
+                let out = &mut dst[(c0 + c) * plane + p0..][..pn];
+                for (p, o) in out.iter_mut().enumerate() {
+                    *o += src[(p0 + p) * channels + c0 + c];
+                }
+            }
+        }
+    }
 }
 
 /// The adjoint of the convolution over a batch, `x_b = fold(Wᵀ · g_b) (+ bias)`, then ReLU
