@@ -37,7 +37,7 @@
 //! [`Geometry`] exists for the layer (no groups, no dilation, explicit padding), Burn's
 //! `Conv2d`/`ConvTranspose2d` otherwise; `ae-core`'s tests compare both paths on values and
 //! gradients.
-use crate::host::{contiguous, fill_uninit, filled, is_flex_f32, tensor};
+use crate::host::{contiguous, fill_uninit, filled, is_flex_f32, tensor, write_from};
 use crate::linear::{MatRef, checked, gemm_serial};
 use burn::backend::autodiff::{
     Autodiff,
@@ -302,8 +302,8 @@ fn transpose(src: &[f32], dst: &mut [f32], channels: usize, plane: usize) {
                     let to = (p0 + p) * channels + c0;
                     let out: &mut [f32; T] =
                         (&mut dst[to..to + T]).try_into().expect("a full column");
-                    for c in 0..T {
-                        out[c] = tile[c][p];
+                    for (o, row) in out.iter_mut().zip(&tile) {
+                        *o = row[p];
                     }
                 }
                 continue;
@@ -452,10 +452,9 @@ impl Scratch {
         &self.col[..g.p() * k]
     }
 
-    /// Folds `self.col: [oh·ow, kh·kw·c_in]` (the [`Scratch::unfold_pixels`] layout) onto a
-    /// channels-last image that starts as the bias (or zero), then writes it to `x: [c_in, h,
-    /// w]` (every element).
-    fn fold_pixels(&mut self, g: &Geometry, x: &mut [f32], bias: Option<&[f32]>) {
+    /// Folds `self.col: [oh·ow, kh·kw·c_in]` (the [`Scratch::unfold_pixels`] layout) onto
+    /// `self.nhwc`, a channels-last image `[h·w, c_in]` that starts as the bias (or zero).
+    fn fold_pixels(&mut self, g: &Geometry, bias: Option<&[f32]>) {
         let (c, k) = (g.c_in, g.k());
         self.nhwc.resize(g.in_len(), 0.0);
         match bias {
@@ -481,13 +480,33 @@ impl Scratch {
                 }
             }
         }
-        transpose(&self.nhwc, x, g.h * g.w, c);
     }
 }
 
 /// `max(v, 0)` for every element.
 fn relu_in_place(v: &mut [f32]) {
     v.iter_mut().for_each(|v| *v = v.max(0.0));
+}
+
+/// One image `[channels, plane]` of a new output from the same image pixel by pixel, `src:
+/// [plane, channels]`: `src[p, c] + bias[c]`, then ReLU if asked; every element written.
+fn write_planes(
+    dst: &mut [MaybeUninit<f32>],
+    src: &[f32],
+    (plane, channels): (usize, usize),
+    bias: Option<&[f32]>,
+    relu: bool,
+) {
+    assert_eq!(dst.len(), plane * channels, "one image");
+    for (c, d) in dst.chunks_exact_mut(plane).enumerate() {
+        let values = src[c..].iter().step_by(channels).take(plane);
+        match (bias.map(|b| b[c]), relu) {
+            (Some(b), true) => write_from(d, values.map(|&v| (v + b).max(0.0))),
+            (Some(b), false) => write_from(d, values.map(|&v| v + b)),
+            (None, true) => write_from(d, values.map(|&v| v.max(0.0))),
+            (None, false) => write_from(d, values.copied()),
+        };
+    }
 }
 
 /// One image `[channels, plane]` of a new output, each channel's plane filled with its bias
@@ -520,7 +539,7 @@ fn new_output<T: Sync>(
     let out = unsafe {
         filled(len, |out| {
             assert!(
-                chunk > 0 && len % chunk == 0,
+                chunk > 0 && len.is_multiple_of(chunk),
                 "output chunks cover the output"
             );
             out.par_chunks_mut(chunk)
@@ -553,21 +572,22 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
         x,
         g.in_len(),
         |scratch, y, x| {
+            if let Some(w_t) = &w_t {
+                scratch.unfold_pixels(g, x);
+                let Scratch { col, pixels, .. } = scratch;
+                pixels.resize(p * g.c_out, 0.0);
+                checked(gemm_serial(
+                    pixels,
+                    false,
+                    checked(MatRef::row_major(&col[..p * k], p, k)),
+                    checked(MatRef::row_major(w_t, k, g.c_out)),
+                ));
+                write_planes(y, pixels, (p, g.c_out), bias, relu);
+                return;
+            }
             let y = init_planes(y, bias, p);
-            match (layout, &w_t) {
-                (Layout::Pixels, Some(w_t)) => {
-                    scratch.unfold_pixels(g, x);
-                    let Scratch { col, pixels, .. } = scratch;
-                    pixels.resize(p * g.c_out, 0.0);
-                    checked(gemm_serial(
-                        pixels,
-                        false,
-                        checked(MatRef::row_major(&col[..p * k], p, k)),
-                        checked(MatRef::row_major(w_t, k, g.c_out)),
-                    ));
-                    add_transposed(pixels, y, p, g.c_out);
-                }
-                (Layout::Pointwise, _) => checked(gemm_serial(
+            match layout {
+                Layout::Pointwise => checked(gemm_serial(
                     y,
                     true,
                     wm,
@@ -585,23 +605,6 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
     )
 }
 
-/// `dst[c, p] += src[p, c]` for `src: [plane, channels]`, in 8 × 8 tiles.
-fn add_transposed(src: &[f32], dst: &mut [f32], plane: usize, channels: usize) {
-    const T: usize = 8;
-    for c0 in (0..channels).step_by(T) {
-        let cn = T.min(channels - c0);
-        for p0 in (0..plane).step_by(T) {
-            let pn = T.min(plane - p0);
-            for c in 0..cn {
-                let out = &mut dst[(c0 + c) * plane + p0..][..pn];
-                for (p, o) in out.iter_mut().enumerate() {
-                    *o += src[(p0 + p) * channels + c0 + c];
-                }
-            }
-        }
-    }
-}
-
 /// The adjoint of the convolution over a batch, `x_b = fold(Wᵀ · g_b) (+ bias)`, then ReLU
 /// if asked; `gy: [batch, c_out, oh, ow]`, `bias: [c_in]`, returns `[batch, c_in, h, w]`.
 fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
@@ -615,8 +618,16 @@ fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool
         gy,
         g.out_len(),
         |scratch, x, gy| {
-            let x = init_planes(x, bias, plane);
             let gm = checked(MatRef::row_major(gy, g.c_out, p));
+            if layout == Layout::Pixels {
+                // cols [p, k] = g_bᵀ · W, folded channels-last, then written out as NCHW.
+                scratch.col.resize(k * p, 0.0);
+                checked(gemm_serial(&mut scratch.col[..k * p], false, gm.t(), wm));
+                scratch.fold_pixels(g, bias);
+                write_planes(x, &scratch.nhwc, (plane, g.c_in), None, relu);
+                return;
+            }
+            let x = init_planes(x, bias, plane);
             match layout {
                 Layout::Pointwise => checked(gemm_serial(x, true, wm.t(), gm)),
                 Layout::Rows => {
@@ -624,12 +635,7 @@ fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool
                     checked(gemm_serial(&mut scratch.col[..k * p], false, wm.t(), gm));
                     scratch.fold_add(g, x);
                 }
-                Layout::Pixels => {
-                    // cols [p, k] = g_bᵀ · W.
-                    scratch.col.resize(k * p, 0.0);
-                    checked(gemm_serial(&mut scratch.col[..k * p], false, gm.t(), wm));
-                    scratch.fold_pixels(g, x, bias);
-                }
+                Layout::Pixels => unreachable!("handled above"),
             }
             if relu {
                 relu_in_place(x);

@@ -50,3 +50,17 @@ pub fn fill_uninit(s: &mut [MaybeUninit<f32>], value: f32) -> &mut [f32] {
     // SAFETY: every element has just been written, and MaybeUninit<f32> has f32's layout.
     unsafe { &mut *(s as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
+
+/// Writes the values of `values` into `dst` in order and returns it as initialised `f32`s;
+/// panics (before returning anything) if `values` runs out first.
+pub fn write_from(dst: &mut [MaybeUninit<f32>], values: impl Iterator<Item = f32>) -> &mut [f32] {
+    let mut written = 0;
+    for (d, v) in dst.iter_mut().zip(values) {
+        d.write(v);
+        written += 1;
+    }
+    assert_eq!(written, dst.len(), "a value for every element");
+    // SAFETY: all `dst.len()` elements have just been written (checked), and
+    // MaybeUninit<f32> has f32's layout.
+    unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}

@@ -1,4 +1,4 @@
-//! Which threads run the CPU kernels.
+//! Which threads run the CPU kernels, and the allocator's freed memory.
 //!
 //! The CPU kernels (Burn's gemm and flex's element-wise ops, and with the `fast-cpu` feature
 //! `ae-cpu`'s fused layers, Bernoulli loss and `FusedAdam`) split work over rayon's global pool. Called from a thread outside the pool,
@@ -17,4 +17,13 @@ pub fn join_compute_pool() -> bool {
         .use_current_thread()
         .build_global()
         .is_ok()
+}
+
+/// Makes the global allocator (mimalloc, in every binary of `experiments`) keep freed memory
+/// for reuse instead of returning it to the OS, so that each training step's activations do
+/// not page-fault in again (see `ae_cpu::keep_freed_memory`; a no-op without the `fast-cpu`
+/// feature). Call it first thing in `main`.
+pub fn keep_freed_memory() {
+    #[cfg(feature = "fast-cpu")]
+    ae_cpu::keep_freed_memory();
 }

@@ -59,6 +59,7 @@ struct Args {
 }
 
 fn main() {
+    ae_train::threads::keep_freed_memory();
     ae_train::threads::join_compute_pool();
     let args = Args::parse();
     let req = EvalRequest {
