@@ -239,6 +239,16 @@ impl Geometry {
         }
     }
 
+    /// Images multiplied in one `gemm` product: with `Layout::Pixels`, the unfolded images are
+    /// stacked (`[images·oh·ow, kh·kw·c_in]`) up to about 512 rows, so that small feature
+    /// maps make products of a useful size; one image otherwise.
+    fn images_per_product(&self) -> usize {
+        match self.layout() {
+            Layout::Pixels => (512 / self.p()).clamp(1, 16),
+            _ => 1,
+        }
+    }
+
     /// The kernel columns `jlo..jhi` whose input column `ox·sw + j − pw` (output column `ox`)
     /// lies inside the image, and the input column of `jlo` (`jlo == jhi`: none).
     fn pixel_taps(&self, ox: usize) -> (usize, usize, usize) {
@@ -330,7 +340,8 @@ struct Scratch {
     phases: Vec<f32>,
     /// The input (or the folded sums) in channels-last order, for `Layout::Pixels`.
     nhwc: Vec<f32>,
-    /// One image's output pixel by pixel, `[oh·ow, c_out]`, for `Layout::Pixels`.
+    /// Images' outputs (or upstream gradients) pixel by pixel, `[images·oh·ow, c_out]`, for
+    /// `Layout::Pixels`.
     pixels: Vec<f32>,
 }
 
@@ -429,11 +440,23 @@ impl Scratch {
     /// `(oy, ox)`, column `(i, j, c)` holds `x[c, oy·sh + i − ph, ox·sw + j − pw]`, zero
     /// outside; each kernel row of a pixel is one contiguous copy from the channels-last image.
     fn unfold_pixels(&mut self, g: &Geometry, x: &[f32]) -> &[f32] {
-        let (c, k) = (g.c_in, g.k());
+        let images = x.len() / g.in_len();
+        self.col.resize(images * g.p() * g.k(), 0.0);
+        for (n, x) in x.chunks_exact(g.in_len()).enumerate() {
+            self.unfold_pixels_at(g, x, n);
+        }
+        &self.col[..images * g.p() * g.k()]
+    }
+
+    /// [`Scratch::unfold_pixels`] of one image into block `n` of `self.col` (which has room).
+    fn unfold_pixels_at(&mut self, g: &Geometry, x: &[f32], n: usize) {
+        let (c, k, p) = (g.c_in, g.k(), g.p());
         self.nhwc.resize(g.in_len(), 0.0);
         transpose(x, &mut self.nhwc, c, g.h * g.w);
-        self.col.resize(g.p() * k, 0.0);
-        for (pix, dst) in self.col[..g.p() * k].chunks_exact_mut(k).enumerate() {
+        for (pix, dst) in self.col[n * p * k..][..p * k]
+            .chunks_exact_mut(k)
+            .enumerate()
+        {
             let (oy, ox) = (pix / g.ow, pix % g.ow);
             let (jlo, jhi, ix) = g.pixel_taps(ox);
             for (i, dst) in dst.chunks_exact_mut(g.kw * c).enumerate() {
@@ -449,13 +472,13 @@ impl Scratch {
                 }
             }
         }
-        &self.col[..g.p() * k]
     }
 
-    /// Folds `self.col: [oh·ow, kh·kw·c_in]` (the [`Scratch::unfold_pixels`] layout) onto
-    /// `self.nhwc`, a channels-last image `[h·w, c_in]` that starts as the bias (or zero).
-    fn fold_pixels(&mut self, g: &Geometry, bias: Option<&[f32]>) {
-        let (c, k) = (g.c_in, g.k());
+    /// Folds block `n` of `self.col`, `[oh·ow, kh·kw·c_in]` (the [`Scratch::unfold_pixels`]
+    /// layout), onto `self.nhwc`, a channels-last image `[h·w, c_in]` that starts as the bias
+    /// (or zero).
+    fn fold_pixels(&mut self, g: &Geometry, bias: Option<&[f32]>, n: usize) {
+        let (c, k, p) = (g.c_in, g.k(), g.p());
         self.nhwc.resize(g.in_len(), 0.0);
         match bias {
             Some(b) => self
@@ -464,7 +487,7 @@ impl Scratch {
                 .for_each(|px| px.copy_from_slice(b)),
             None => self.nhwc.fill(0.0),
         }
-        for (pix, src) in self.col[..g.p() * k].chunks_exact(k).enumerate() {
+        for (pix, src) in self.col[n * p * k..][..p * k].chunks_exact(k).enumerate() {
             let (oy, ox) = (pix / g.ow, pix % g.ow);
             let (jlo, jhi, ix) = g.pixel_taps(ox);
             if jlo == jhi {
@@ -525,25 +548,27 @@ fn init_planes<'a>(
     dst
 }
 
-/// A new `len`-element output, each `chunk` of it initialised and then completed by `write`
-/// in parallel (with one [`Scratch`] per rayon job): no zero-fill of the whole output first.
+/// A new output of `images` images of `out_image` elements, written in parallel by `write`
+/// in chunks of `per_chunk` images (the last may have fewer), each with the matching chunk
+/// of `inputs` (images of `in_image` elements) and one [`Scratch`] per rayon job: no
+/// zero-fill of the whole output first.
 fn new_output<T: Sync>(
-    len: usize,
-    chunk: usize,
+    images: usize,
+    (out_image, in_image): (usize, usize),
+    per_chunk: usize,
     inputs: &[T],
-    input_chunk: usize,
     write: impl Fn(&mut Scratch, &mut [MaybeUninit<f32>], &[T]) + Sync,
 ) -> Vec<f32> {
-    // SAFETY: `write` initialises its chunk in full (every caller starts with `init_planes`),
-    // and the chunks cover the output (`len` is a multiple of `chunk`, checked below).
+    // SAFETY: `write` initialises its chunk in full (every caller starts with `init_planes`
+    // or `write_planes` for each of its images), and the chunks cover the output.
     let out = unsafe {
-        filled(len, |out| {
+        filled(images * out_image, |out| {
             assert!(
-                chunk > 0 && len.is_multiple_of(chunk),
-                "output chunks cover the output"
+                out_image > 0 && in_image > 0 && inputs.len() == images * in_image,
+                "one input image per output image"
             );
-            out.par_chunks_mut(chunk)
-                .zip(inputs.par_chunks_exact(input_chunk))
+            out.par_chunks_mut(per_chunk * out_image)
+                .zip(inputs.par_chunks(per_chunk * in_image))
                 .for_each_init(Scratch::default, |scratch, (o, i)| write(scratch, o, i));
             Ok::<(), Infallible>(())
         })
@@ -566,25 +591,32 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
         w_t
     });
     let wm = checked(MatRef::row_major(&w, g.c_out, k));
-    new_output(
-        batch * g.out_len(),
-        g.out_len(),
-        x,
-        g.in_len(),
-        |scratch, y, x| {
-            if let Some(w_t) = &w_t {
-                scratch.unfold_pixels(g, x);
-                let Scratch { col, pixels, .. } = scratch;
-                pixels.resize(p * g.c_out, 0.0);
-                checked(gemm_serial(
-                    pixels,
-                    false,
-                    checked(MatRef::row_major(&col[..p * k], p, k)),
-                    checked(MatRef::row_major(w_t, k, g.c_out)),
-                ));
-                write_planes(y, pixels, (p, g.c_out), bias, relu);
-                return;
+    let sizes = (g.out_len(), g.in_len());
+    new_output(batch, sizes, g.images_per_product(), x, |scratch, y, x| {
+        if let Some(w_t) = &w_t {
+            // The chunk's images stacked: [images·p, k] · [k, c_out].
+            let rows = x.len() / g.in_len() * p;
+            scratch.unfold_pixels(g, x);
+            let Scratch { col, pixels, .. } = scratch;
+            pixels.resize(rows * g.c_out, 0.0);
+            checked(gemm_serial(
+                &mut pixels[..rows * g.c_out],
+                false,
+                checked(MatRef::row_major(&col[..rows * k], rows, k)),
+                checked(MatRef::row_major(w_t, k, g.c_out)),
+            ));
+            for (y, px) in y
+                .chunks_exact_mut(g.out_len())
+                .zip(pixels.chunks_exact(p * g.c_out))
+            {
+                write_planes(y, px, (p, g.c_out), bias, relu);
             }
+            return;
+        }
+        for (y, x) in y
+            .chunks_exact_mut(g.out_len())
+            .zip(x.chunks_exact(g.in_len()))
+        {
             let y = init_planes(y, bias, p);
             match layout {
                 Layout::Pointwise => checked(gemm_serial(
@@ -601,8 +633,8 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
             if relu {
                 relu_in_place(y);
             }
-        },
-    )
+        }
+    })
 }
 
 /// The adjoint of the convolution over a batch, `x_b = fold(Wᵀ · g_b) (+ bias)`, then ReLU
@@ -612,33 +644,58 @@ fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool
     let batch = gy.len() / g.out_len();
     let (layout, w) = (g.layout(), weight_in(g, w));
     let wm = checked(MatRef::row_major(&w, g.c_out, k));
+    let sizes = (g.in_len(), g.out_len());
     new_output(
-        batch * g.in_len(),
-        g.in_len(),
+        batch,
+        sizes,
+        g.images_per_product(),
         gy,
-        g.out_len(),
         |scratch, x, gy| {
-            let gm = checked(MatRef::row_major(gy, g.c_out, p));
             if layout == Layout::Pixels {
-                // cols [p, k] = g_bᵀ · W, folded channels-last, then written out as NCHW.
-                scratch.col.resize(k * p, 0.0);
-                checked(gemm_serial(&mut scratch.col[..k * p], false, gm.t(), wm));
-                scratch.fold_pixels(g, bias);
-                write_planes(x, &scratch.nhwc, (plane, g.c_in), None, relu);
+                // cols [images·p, k] = [g_bᵀ stacked] · W, folded channels-last per image, then
+                // written out as NCHW.
+                let images = gy.len() / g.out_len();
+                let rows = images * p;
+                scratch.pixels.resize(rows * g.c_out, 0.0);
+                for (gy, gt) in gy
+                    .chunks_exact(g.out_len())
+                    .zip(scratch.pixels.chunks_exact_mut(p * g.c_out))
+                {
+                    transpose(gy, gt, g.c_out, p);
+                }
+                scratch.col.resize(rows * k, 0.0);
+                checked(gemm_serial(
+                    &mut scratch.col[..rows * k],
+                    false,
+                    checked(MatRef::row_major(
+                        &scratch.pixels[..rows * g.c_out],
+                        rows,
+                        g.c_out,
+                    )),
+                    wm,
+                ));
+                for (n, x) in x.chunks_exact_mut(g.in_len()).enumerate() {
+                    scratch.fold_pixels(g, bias, n);
+                    write_planes(x, &scratch.nhwc, (plane, g.c_in), None, relu);
+                }
                 return;
             }
-            let x = init_planes(x, bias, plane);
-            match layout {
-                Layout::Pointwise => checked(gemm_serial(x, true, wm.t(), gm)),
-                Layout::Rows => {
+            for (x, gy) in x
+                .chunks_exact_mut(g.in_len())
+                .zip(gy.chunks_exact(g.out_len()))
+            {
+                let gm = checked(MatRef::row_major(gy, g.c_out, p));
+                let x = init_planes(x, bias, plane);
+                if layout == Layout::Pointwise {
+                    checked(gemm_serial(x, true, wm.t(), gm));
+                } else {
                     scratch.col.resize(k * p, 0.0);
                     checked(gemm_serial(&mut scratch.col[..k * p], false, wm.t(), gm));
                     scratch.fold_add(g, x);
                 }
-                Layout::Pixels => unreachable!("handled above"),
-            }
-            if relu {
-                relu_in_place(x);
+                if relu {
+                    relu_in_place(x);
+                }
             }
         },
     )
@@ -656,13 +713,13 @@ fn weight_in<'a>(g: &Geometry, w: &'a [f32]) -> Cow<'a, [f32]> {
 /// at most this many groups, a number fixed by the batch size alone.
 const GROUPS: usize = 8;
 
-/// `sum(f(b) for images b)` over a batch of `batch` images, each `f` adding its terms into a
-/// partial of `len` zeros: one partial per fixed group of images (in parallel), then the
-/// partials added in order, so the result does not depend on the thread count.
+/// A sum over a batch of `batch` images: `add` adds the terms of a range of images into a
+/// partial of `len` zeros, one partial per fixed group of images (in parallel), then the
+/// partials are added in order, so the result does not depend on the thread count.
 fn grouped_sum(
     batch: usize,
     len: usize,
-    add: impl Fn(usize, &mut [f32], &mut Scratch) + Sync,
+    add: impl Fn(std::ops::Range<usize>, &mut [f32], &mut Scratch) + Sync,
 ) -> Vec<f32> {
     let per_group = batch.div_ceil(GROUPS).max(1);
     let starts: Vec<usize> = (0..batch).step_by(per_group).collect();
@@ -670,9 +727,11 @@ fn grouped_sum(
         .into_par_iter()
         .map(|start| {
             let (mut sum, mut scratch) = (vec![0.0f32; len], Scratch::default());
-            for b in start..(start + per_group).min(batch) {
-                add(b, &mut sum, &mut scratch);
-            }
+            add(
+                start..(start + per_group).min(batch),
+                &mut sum,
+                &mut scratch,
+            );
             sum
         })
         .collect();
@@ -690,15 +749,40 @@ fn weight_grad(g: &Geometry, x: &[f32], gy: &[f32]) -> Vec<f32> {
     let (k, p, in_len, out_len) = (g.k(), g.p(), g.in_len(), g.out_len());
     let batch = x.len() / in_len;
     let layout = g.layout();
-    let dw = grouped_sum(batch, g.c_out * k, |b, dw, scratch| {
-        let x = &x[b * in_len..][..in_len];
-        let gm = checked(MatRef::row_major(&gy[b * out_len..][..out_len], g.c_out, p));
-        let unfolded_t = match layout {
-            Layout::Pointwise => checked(MatRef::row_major(x, k, p)).t(),
-            Layout::Rows => checked(MatRef::row_major(scratch.unfold(g, x), k, p)).t(),
-            Layout::Pixels => checked(MatRef::row_major(scratch.unfold_pixels(g, x), p, k)),
-        };
-        checked(gemm_serial(dw, true, gm, unfolded_t));
+    let per_product = g.images_per_product();
+    let dw = grouped_sum(batch, g.c_out * k, |images, dw, scratch| {
+        if layout == Layout::Pixels {
+            // ∂W += [g_bᵀ stacked]ᵀ · [unfold(x_b) stacked], a few images per product.
+            for start in images.clone().step_by(per_product) {
+                let end = (start + per_product).min(images.end);
+                let rows = (end - start) * p;
+                scratch.unfold_pixels(g, &x[start * in_len..end * in_len]);
+                let Scratch { col, pixels, .. } = &mut *scratch;
+                pixels.resize(rows * g.c_out, 0.0);
+                for (gy, gt) in gy[start * out_len..end * out_len]
+                    .chunks_exact(out_len)
+                    .zip(pixels.chunks_exact_mut(p * g.c_out))
+                {
+                    transpose(gy, gt, g.c_out, p);
+                }
+                checked(gemm_serial(
+                    dw,
+                    true,
+                    checked(MatRef::row_major(&pixels[..rows * g.c_out], rows, g.c_out)).t(),
+                    checked(MatRef::row_major(&col[..rows * k], rows, k)),
+                ));
+            }
+            return;
+        }
+        for b in images {
+            let x = &x[b * in_len..][..in_len];
+            let gm = checked(MatRef::row_major(&gy[b * out_len..][..out_len], g.c_out, p));
+            let unfolded_t = match layout {
+                Layout::Pointwise => checked(MatRef::row_major(x, k, p)).t(),
+                _ => checked(MatRef::row_major(scratch.unfold(g, x), k, p)).t(),
+            };
+            checked(gemm_serial(dw, true, gm, unfolded_t));
+        }
     });
     match layout {
         Layout::Pixels => from_pixel_order(g, &dw),
@@ -709,10 +793,12 @@ fn weight_grad(g: &Geometry, x: &[f32], gy: &[f32]) -> Vec<f32> {
 /// Sum of each channel's plane over a batch: `t: [batch, channels, plane]` → `[channels]`.
 fn channel_sums(t: &[f32], channels: usize, plane: usize) -> Vec<f32> {
     let batch = t.len() / (channels * plane);
-    grouped_sum(batch, channels, |b, sums, _| {
-        let image = &t[b * channels * plane..][..channels * plane];
-        for (s, plane) in sums.iter_mut().zip(image.chunks_exact(plane)) {
-            *s += plane.iter().sum::<f32>();
+    grouped_sum(batch, channels, |images, sums, _| {
+        for b in images {
+            let image = &t[b * channels * plane..][..channels * plane];
+            for (s, plane) in sums.iter_mut().zip(image.chunks_exact(plane)) {
+                *s += plane.iter().sum::<f32>();
+            }
         }
     })
 }
