@@ -294,37 +294,120 @@ fn from_pixel_order(g: &Geometry, wp: &[f32]) -> Vec<f32> {
 }
 
 /// `dst[p, c] = src[c, p]` for `src: [channels, plane]`, in 8 × 8 tiles (each tile's rows
-/// read as contiguous runs, its columns written as contiguous runs; full tiles as fixed-size
-/// arrays, so that they stay in registers).
+/// read as contiguous runs, its columns written as contiguous runs); full tiles with AVX
+/// shuffles where the CPU has them.
 fn transpose(src: &[f32], dst: &mut [f32], channels: usize, plane: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports the features `transpose_avx` is compiled for.
+        return unsafe { transpose_avx(src, dst, channels, plane) };
+    }
+    transpose_generic(src, dst, channels, plane);
+}
+
+/// [`transpose`] without SIMD intrinsics (full tiles through fixed-size arrays).
+fn transpose_generic(src: &[f32], dst: &mut [f32], channels: usize, plane: usize) {
+    transpose_tiles(
+        src,
+        dst,
+        channels,
+        plane,
+        |src, dst, (from, stride), (to, dst_stride)| {
+            let rows: [[f32; 8]; 8] = std::array::from_fn(|c| {
+                src[from + c * stride..][..8]
+                    .try_into()
+                    .expect("a full row")
+            });
+            for p in 0..8 {
+                let out = &mut dst[to + p * dst_stride..][..8];
+                for (o, row) in out.iter_mut().zip(&rows) {
+                    *o = row[p];
+                }
+            }
+        },
+    );
+}
+
+/// [`transpose`] with full 8 × 8 tiles transposed in AVX registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn transpose_avx(src: &[f32], dst: &mut [f32], channels: usize, plane: usize) {
+    use std::arch::x86_64::*;
+    transpose_tiles(
+        src,
+        dst,
+        channels,
+        plane,
+        |src, dst, (from, stride), (to, dst_stride)| {
+            let r: [__m256; 8] = std::array::from_fn(|c| {
+                let row = &src[from + c * stride..][..8];
+                // SAFETY: `row` holds the 8 values read (bounds-checked slice).
+                unsafe { _mm256_loadu_ps(row.as_ptr()) }
+            });
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let cols = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (p, col) in cols.into_iter().enumerate() {
+                let out = &mut dst[to + p * dst_stride..][..8];
+                // SAFETY: `out` has room for the 8 values written (bounds-checked slice).
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), col) };
+            }
+        },
+    );
+}
+
+/// The tiling of [`transpose`]: full 8 × 8 tiles go to `full` (given the tile's first source
+/// index and the source row stride, and its first destination index and the destination row
+/// stride); the edges are copied one element at a time.
+#[inline(always)]
+fn transpose_tiles(
+    src: &[f32],
+    dst: &mut [f32],
+    channels: usize,
+    plane: usize,
+    mut full: impl FnMut(&[f32], &mut [f32], (usize, usize), (usize, usize)),
+) {
     const T: usize = 8;
-    let mut tile = [[0.0f32; T]; T];
     for p0 in (0..plane).step_by(T) {
         let pn = T.min(plane - p0);
         for c0 in (0..channels).step_by(T) {
             let cn = T.min(channels - c0);
             if pn == T && cn == T {
-                for (c, row) in tile.iter_mut().enumerate() {
-                    let from = (c0 + c) * plane + p0;
-                    *row = src[from..from + T].try_into().expect("a full row");
-                }
-                for p in 0..T {
-                    let to = (p0 + p) * channels + c0;
-                    let out: &mut [f32; T] =
-                        (&mut dst[to..to + T]).try_into().expect("a full column");
-                    for (o, row) in out.iter_mut().zip(&tile) {
-                        *o = row[p];
-                    }
-                }
+                full(
+                    src,
+                    dst,
+                    (c0 * plane + p0, plane),
+                    (p0 * channels + c0, channels),
+                );
                 continue;
-            }
-            for (c, row) in tile.iter_mut().enumerate().take(cn) {
-                row[..pn].copy_from_slice(&src[(c0 + c) * plane + p0..][..pn]);
             }
             for p in 0..pn {
                 let out = &mut dst[(p0 + p) * channels + c0..][..cn];
                 for (c, o) in out.iter_mut().enumerate() {
-                    *o = tile[c][p];
+                    *o = src[(c0 + c) * plane + p0 + p];
                 }
             }
         }
@@ -343,6 +426,8 @@ struct Scratch {
     /// Images' outputs (or upstream gradients) pixel by pixel, `[images·oh·ow, c_out]`, for
     /// `Layout::Pixels`.
     pixels: Vec<f32>,
+    /// One output image as channel planes, before its bias and ReLU.
+    planes: Vec<f32>,
 }
 
 impl Scratch {
@@ -513,16 +598,24 @@ fn relu_in_place(v: &mut [f32]) {
 
 /// One image `[channels, plane]` of a new output from the same image pixel by pixel, `src:
 /// [plane, channels]`: `src[p, c] + bias[c]`, then ReLU if asked; every element written.
+/// `planes` is scratch space for the transposed image.
 fn write_planes(
     dst: &mut [MaybeUninit<f32>],
     src: &[f32],
     (plane, channels): (usize, usize),
     bias: Option<&[f32]>,
     relu: bool,
+    planes: &mut Vec<f32>,
 ) {
     assert_eq!(dst.len(), plane * channels, "one image");
-    for (c, d) in dst.chunks_exact_mut(plane).enumerate() {
-        let values = src[c..].iter().step_by(channels).take(plane);
+    planes.resize(plane * channels, 0.0);
+    transpose(&src[..plane * channels], planes, plane, channels);
+    for (c, (d, values)) in dst
+        .chunks_exact_mut(plane)
+        .zip(planes.chunks_exact(plane))
+        .enumerate()
+    {
+        let values = values.iter();
         match (bias.map(|b| b[c]), relu) {
             (Some(b), true) => write_from(d, values.map(|&v| (v + b).max(0.0))),
             (Some(b), false) => write_from(d, values.map(|&v| v + b)),
@@ -597,7 +690,12 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
             // The chunk's images stacked: [images·p, k] · [k, c_out].
             let rows = x.len() / g.in_len() * p;
             scratch.unfold_pixels(g, x);
-            let Scratch { col, pixels, .. } = scratch;
+            let Scratch {
+                col,
+                pixels,
+                planes,
+                ..
+            } = scratch;
             pixels.resize(rows * g.c_out, 0.0);
             checked(gemm_serial(
                 &mut pixels[..rows * g.c_out],
@@ -609,7 +707,7 @@ fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool)
                 .chunks_exact_mut(g.out_len())
                 .zip(pixels.chunks_exact(p * g.c_out))
             {
-                write_planes(y, px, (p, g.c_out), bias, relu);
+                write_planes(y, px, (p, g.c_out), bias, relu, planes);
             }
             return;
         }
@@ -676,7 +774,14 @@ fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool
                 ));
                 for (n, x) in x.chunks_exact_mut(g.in_len()).enumerate() {
                     scratch.fold_pixels(g, bias, n);
-                    write_planes(x, &scratch.nhwc, (plane, g.c_in), None, relu);
+                    write_planes(
+                        x,
+                        &scratch.nhwc,
+                        (plane, g.c_in),
+                        None,
+                        relu,
+                        &mut scratch.planes,
+                    );
                 }
                 return;
             }
@@ -790,6 +895,19 @@ fn weight_grad(g: &Geometry, x: &[f32], gy: &[f32]) -> Vec<f32> {
     }
 }
 
+/// The sum of `v` in 8 interleaved partial sums (so that it vectorises), then those in order.
+fn lane_sum(v: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (l, x) in lanes.iter_mut().zip(chunk) {
+            *l += x;
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
 /// Sum of each channel's plane over a batch: `t: [batch, channels, plane]` → `[channels]`.
 fn channel_sums(t: &[f32], channels: usize, plane: usize) -> Vec<f32> {
     let batch = t.len() / (channels * plane);
@@ -797,7 +915,7 @@ fn channel_sums(t: &[f32], channels: usize, plane: usize) -> Vec<f32> {
         for b in images {
             let image = &t[b * channels * plane..][..channels * plane];
             for (s, plane) in sums.iter_mut().zip(image.chunks_exact(plane)) {
-                *s += plane.iter().sum::<f32>();
+                *s += lane_sum(plane);
             }
         }
     })
@@ -1241,6 +1359,24 @@ mod tests {
         let reference = run(1);
         for threads in [2, 3, 8] {
             assert!(run(threads) == reference, "{threads} threads");
+        }
+    }
+
+    /// The transposes (AVX where the CPU has it, and the generic one) equal the definition,
+    /// for sizes with full tiles and edges.
+    #[test]
+    fn transposes_match_the_definition() {
+        for (channels, plane) in [(8, 8), (32, 1024), (13, 29), (1, 9), (64, 16)] {
+            let src = data(channels * plane, 17);
+            let want: Vec<f32> = (0..plane * channels)
+                .map(|i| src[(i % channels) * plane + i / channels])
+                .collect();
+            let mut got = vec![0.0f32; want.len()];
+            transpose(&src, &mut got, channels, plane);
+            assert!(got == want, "{channels} × {plane}");
+            let mut got = vec![0.0f32; want.len()];
+            transpose_generic(&src, &mut got, channels, plane);
+            assert!(got == want, "{channels} × {plane}, generic");
         }
     }
 
