@@ -908,6 +908,142 @@ fn lane_sum(v: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + rest
 }
 
+/// Which backward pass [`both_grads`] computes: the convolution's (input gradient by the
+/// adjoint), or the transposed convolution's (input gradient by the forward convolution).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Conv,
+    ConvTranspose,
+}
+
+/// The input and weight gradients of a `Layout::Pixels` layer in one pass over the batch, so
+/// that each image's shared operand is prepared once for both products:
+///
+/// - `Pass::Conv` (`a` = the layer's input `[batch, c_in, h, w]`, `b` = the upstream
+///   gradient `[batch, c_out, oh, ow]`): the gradient transposed pixel by pixel feeds both
+///   `cols = gᵀ · W` (folded into ∂x) and `∂W += gᵀᵀ · unfold(x)`;
+/// - `Pass::ConvTranspose` (`a` = the upstream gradient, on the convolution's input side, `b`
+///   = the layer's input, on its output side): the unfolded gradient feeds both
+///   `∂x = unfold(g) · Wᵀ` and `∂W += xᵀᵀ · unfold(g)`.
+///
+/// Returns (∂ of `b` for `ConvTranspose` or of `a` for `Conv`, ∂W `[c_out, c_in·kh·kw]`).
+/// The weight gradient is summed over the same fixed groups as [`grouped_sum`]'s.
+fn both_grads(g: &Geometry, pass: Pass, a: &[f32], b: &[f32], w: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (k, p, in_len, out_len) = (g.k(), g.p(), g.in_len(), g.out_len());
+    let batch = a.len() / in_len;
+    assert_eq!(
+        b.len(),
+        batch * out_len,
+        "one upstream image per input image"
+    );
+    let wp = to_pixel_order(g, w);
+    let mut w_t = vec![0.0f32; wp.len()];
+    transpose(&wp, &mut w_t, g.c_out, k);
+    let (wm, w_tm) = (
+        checked(MatRef::row_major(&wp, g.c_out, k)),
+        checked(MatRef::row_major(&w_t, k, g.c_out)),
+    );
+    let dx_image = match pass {
+        Pass::Conv => in_len,
+        Pass::ConvTranspose => out_len,
+    };
+    let (per_group, per_product) = (batch.div_ceil(GROUPS).max(1), g.images_per_product());
+    let mut partials = Vec::new();
+    // SAFETY: every group writes each of its images' input gradient in full (`write_planes`),
+    // and the groups cover the batch.
+    let dx = unsafe {
+        filled(batch * dx_image, |dx| {
+            partials = dx
+                .par_chunks_mut(per_group * dx_image)
+                .enumerate()
+                .map(|(group, dx)| {
+                    let start = group * per_group;
+                    let end = (start + per_group).min(batch);
+                    let (mut dw, mut s) = (vec![0.0f32; g.c_out * k], Scratch::default());
+                    for first in (start..end).step_by(per_product) {
+                        let last = (first + per_product).min(end);
+                        let rows = (last - first) * p;
+                        let dx = &mut dx[(first - start) * dx_image..(last - start) * dx_image];
+                        match pass {
+                            Pass::Conv => {
+                                // gᵀ stacked [rows, c_out]; cols = gᵀ · W, folded per image.
+                                s.pixels.resize(rows * g.c_out, 0.0);
+                                for (gy, gt) in b[first * out_len..last * out_len]
+                                    .chunks_exact(out_len)
+                                    .zip(s.pixels.chunks_exact_mut(p * g.c_out))
+                                {
+                                    transpose(gy, gt, g.c_out, p);
+                                }
+                                let gt = checked(MatRef::row_major(
+                                    &s.pixels[..rows * g.c_out],
+                                    rows,
+                                    g.c_out,
+                                ));
+                                s.col.resize(rows * k, 0.0);
+                                checked(gemm_serial(&mut s.col[..rows * k], false, gt, wm));
+                                for (n, dx) in dx.chunks_exact_mut(in_len).enumerate() {
+                                    s.fold_pixels(g, None, n);
+                                    let plane = (g.h * g.w, g.c_in);
+                                    write_planes(dx, &s.nhwc, plane, None, false, &mut s.planes);
+                                }
+                                // ∂W += (gᵀ)ᵀ · unfold(x).
+                                s.unfold_pixels(g, &a[first * in_len..last * in_len]);
+                                let gt = checked(MatRef::row_major(
+                                    &s.pixels[..rows * g.c_out],
+                                    rows,
+                                    g.c_out,
+                                ));
+                                let col = checked(MatRef::row_major(&s.col[..rows * k], rows, k));
+                                checked(gemm_serial(&mut dw, true, gt.t(), col));
+                            }
+                            Pass::ConvTranspose => {
+                                // unfold(g) [rows, k]; ∂x = unfold(g) · Wᵀ, written per image.
+                                s.unfold_pixels(g, &a[first * in_len..last * in_len]);
+                                let col = checked(MatRef::row_major(&s.col[..rows * k], rows, k));
+                                s.pixels.resize(rows * g.c_out, 0.0);
+                                checked(gemm_serial(
+                                    &mut s.pixels[..rows * g.c_out],
+                                    false,
+                                    col,
+                                    w_tm,
+                                ));
+                                for (dx, px) in dx
+                                    .chunks_exact_mut(out_len)
+                                    .zip(s.pixels.chunks_exact(p * g.c_out))
+                                {
+                                    write_planes(dx, px, (p, g.c_out), None, false, &mut s.planes);
+                                }
+                                // ∂W += (xᵀ)ᵀ · unfold(g), x transposed pixel by pixel.
+                                for (x, xt) in b[first * out_len..last * out_len]
+                                    .chunks_exact(out_len)
+                                    .zip(s.pixels.chunks_exact_mut(p * g.c_out))
+                                {
+                                    transpose(x, xt, g.c_out, p);
+                                }
+                                let xt = checked(MatRef::row_major(
+                                    &s.pixels[..rows * g.c_out],
+                                    rows,
+                                    g.c_out,
+                                ));
+                                checked(gemm_serial(&mut dw, true, xt.t(), col));
+                            }
+                        }
+                    }
+                    dw
+                })
+                .collect();
+            Ok::<(), Infallible>(())
+        })
+    }
+    .unwrap_or_else(|e| match e {});
+    let mut parts = partials.into_iter();
+    let mut dw = parts.next().unwrap_or_else(|| vec![0.0; g.c_out * k]);
+    for part in parts {
+        dw.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+    }
+    (dx, from_pixel_order(g, &dw))
+}
+
 /// Sum of each channel's plane over a batch: `t: [batch, channels, plane]` → `[channels]`.
 fn channel_sums(t: &[f32], channels: usize, plane: usize) -> Vec<f32> {
     let batch = t.len() / (channels * plane);
@@ -1094,11 +1230,18 @@ impl Backward<Flex, 3> for ConvBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let batch = grad.layout().shape()[0];
         let gy = upstream(&grad, y);
-        if let (Some(node), Some(w)) = (node_x, w) {
+        let fused = node_x.is_some() && node_w.is_some() && g.layout() == Layout::Pixels;
+        if let (true, Some(nx), Some(nw), Some(w), Some(x)) = (fused, &node_x, &node_w, &w, &x) {
+            let (dx, dw) = both_grads(&g, Pass::Conv, &contiguous(x), &gy, &contiguous(w));
+            grads.register::<Flex>(nx.id, tensor(dx, [batch, g.c_in, g.h, g.w]));
+            grads.register::<Flex>(nw.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
+        } else if let (Some(node), Some(w)) = (node_x, w) {
             let dx = adjoint(&g, &gy, &contiguous(&w), None, false);
             grads.register::<Flex>(node.id, tensor(dx, [batch, g.c_in, g.h, g.w]));
         }
-        if let (Some(node), Some(x)) = (node_w, x) {
+        if let (Some(node), Some(x)) = (node_w, x)
+            && !fused
+        {
             let dw = weight_grad(&g, &contiguous(&x), &gy);
             grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
         }
@@ -1125,11 +1268,18 @@ impl Backward<Flex, 3> for ConvTransposeBackward {
         let batch = grad.layout().shape()[0];
         // The upstream gradient has the convolution's input shape, x its output shape.
         let gy = upstream(&grad, y);
-        if let (Some(node), Some(w)) = (node_x, w) {
+        let fused = node_x.is_some() && node_w.is_some() && g.layout() == Layout::Pixels;
+        if let (true, Some(nx), Some(nw), Some(w), Some(x)) = (fused, &node_x, &node_w, &w, &x) {
+            let (dx, dw) = both_grads(&g, Pass::ConvTranspose, &gy, &contiguous(x), &contiguous(w));
+            grads.register::<Flex>(nx.id, tensor(dx, [batch, g.c_out, g.oh, g.ow]));
+            grads.register::<Flex>(nw.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
+        } else if let (Some(node), Some(w)) = (node_x, w) {
             let dx = forward(&g, &gy, &contiguous(&w), None, false);
             grads.register::<Flex>(node.id, tensor(dx, [batch, g.c_out, g.oh, g.ow]));
         }
-        if let (Some(node), Some(x)) = (node_w, x) {
+        if let (Some(node), Some(x)) = (node_w, x)
+            && !fused
+        {
             let dw = weight_grad(&g, &gy, &contiguous(&x));
             grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
         }
@@ -1378,6 +1528,35 @@ mod tests {
             transpose_generic(&src, &mut got, channels, plane);
             assert!(got == want, "{channels} × {plane}, generic");
         }
+    }
+
+    /// The fused backward pass equals the separate kernels (to float rounding: the weight
+    /// gradient's sums are grouped differently), for both layer kinds.
+    #[test]
+    fn fused_backward_matches_the_separate_kernels() {
+        let g = Geometry::conv2d([19, 8, 12, 12], [6, 8, 4, 4], [2, 2], [(1, 1), (1, 1)]).unwrap();
+        assert_eq!(g.layout(), Layout::Pixels);
+        let batch = 19;
+        let x = data(batch * g.in_len(), 21);
+        let w = data(g.c_out * g.k(), 22);
+        let v = data(batch * g.out_len(), 23);
+        let near = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len(), "{what}");
+            for (i, (&a, &b)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{what} {i}: {a} vs {b}"
+                );
+            }
+        };
+        let (dx, dw) = both_grads(&g, Pass::Conv, &x, &v, &w);
+        near(&dx, &adjoint(&g, &v, &w, None, false), "conv ∂x");
+        near(&dw, &weight_grad(&g, &x, &v), "conv ∂W");
+        // The transposed convolution: upstream gradient on the input side, its input on the
+        // output side.
+        let (dx, dw) = both_grads(&g, Pass::ConvTranspose, &x, &v, &w);
+        near(&dx, &forward(&g, &x, &w, None, false), "conv-transpose ∂x");
+        near(&dw, &weight_grad(&g, &x, &v), "conv-transpose ∂W");
     }
 
     /// Shapes that do not fit give no geometry.
