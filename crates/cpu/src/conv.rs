@@ -830,12 +830,12 @@ fn grouped_sum(
     let starts: Vec<usize> = (0..batch).step_by(per_group).collect();
     let partials: Vec<Vec<f32>> = starts
         .into_par_iter()
-        .map(|start| {
-            let (mut sum, mut scratch) = (vec![0.0f32; len], Scratch::default());
+        .map_init(Scratch::default, |scratch, start| {
+            let mut sum = vec![0.0f32; len];
             add(
                 start..(start + per_group).min(batch),
                 &mut sum,
-                &mut scratch,
+                scratch,
             );
             sum
         })
@@ -956,10 +956,10 @@ fn both_grads(g: &Geometry, pass: Pass, a: &[f32], b: &[f32], w: &[f32]) -> (Vec
             partials = dx
                 .par_chunks_mut(per_group * dx_image)
                 .enumerate()
-                .map(|(group, dx)| {
+                .map_init(Scratch::default, |s, (group, dx)| {
                     let start = group * per_group;
                     let end = (start + per_group).min(batch);
-                    let (mut dw, mut s) = (vec![0.0f32; g.c_out * k], Scratch::default());
+                    let mut dw = vec![0.0f32; g.c_out * k];
                     for first in (start..end).step_by(per_product) {
                         let last = (first + per_product).min(end);
                         let rows = (last - first) * p;
