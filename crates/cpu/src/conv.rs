@@ -414,7 +414,20 @@ fn transpose_tiles(
     }
 }
 
-/// One thread's scratch buffers, kept across the images it handles.
+/// Runs `f` with this thread's [`Scratch`], kept across operations, so that a training step
+/// allocates (and zero-fills) no scratch buffers once they have grown to the largest layer.
+/// (A nested call, which the kernels never make, gets a fresh one.)
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// One thread's scratch buffers, kept across the images and operations it handles.
 #[derive(Default)]
 struct Scratch {
     /// The unfolded input, or the columns to fold.
@@ -662,7 +675,7 @@ fn new_output<T: Sync>(
             );
             out.par_chunks_mut(per_chunk * out_image)
                 .zip(inputs.par_chunks(per_chunk * in_image))
-                .for_each_init(Scratch::default, |scratch, (o, i)| write(scratch, o, i));
+                .for_each(|(o, i)| with_scratch(|scratch| write(scratch, o, i)));
             Ok::<(), Infallible>(())
         })
     };
@@ -830,13 +843,10 @@ fn grouped_sum(
     let starts: Vec<usize> = (0..batch).step_by(per_group).collect();
     let partials: Vec<Vec<f32>> = starts
         .into_par_iter()
-        .map_init(Scratch::default, |scratch, start| {
+        .map(|start| {
             let mut sum = vec![0.0f32; len];
-            add(
-                start..(start + per_group).min(batch),
-                &mut sum,
-                scratch,
-            );
+            let images = start..(start + per_group).min(batch);
+            with_scratch(|scratch| add(images, &mut sum, scratch));
             sum
         })
         .collect();
@@ -956,80 +966,98 @@ fn both_grads(g: &Geometry, pass: Pass, a: &[f32], b: &[f32], w: &[f32]) -> (Vec
             partials = dx
                 .par_chunks_mut(per_group * dx_image)
                 .enumerate()
-                .map_init(Scratch::default, |s, (group, dx)| {
-                    let start = group * per_group;
-                    let end = (start + per_group).min(batch);
-                    let mut dw = vec![0.0f32; g.c_out * k];
-                    for first in (start..end).step_by(per_product) {
-                        let last = (first + per_product).min(end);
-                        let rows = (last - first) * p;
-                        let dx = &mut dx[(first - start) * dx_image..(last - start) * dx_image];
-                        match pass {
-                            Pass::Conv => {
-                                // gᵀ stacked [rows, c_out]; cols = gᵀ · W, folded per image.
-                                s.pixels.resize(rows * g.c_out, 0.0);
-                                for (gy, gt) in b[first * out_len..last * out_len]
-                                    .chunks_exact(out_len)
-                                    .zip(s.pixels.chunks_exact_mut(p * g.c_out))
-                                {
-                                    transpose(gy, gt, g.c_out, p);
+                .map(|(group, dx)| {
+                    with_scratch(|s| {
+                        let start = group * per_group;
+                        let end = (start + per_group).min(batch);
+                        let mut dw = vec![0.0f32; g.c_out * k];
+                        for first in (start..end).step_by(per_product) {
+                            let last = (first + per_product).min(end);
+                            let rows = (last - first) * p;
+                            let dx = &mut dx[(first - start) * dx_image..(last - start) * dx_image];
+                            match pass {
+                                Pass::Conv => {
+                                    // gᵀ stacked [rows, c_out]; cols = gᵀ · W, folded per image.
+                                    s.pixels.resize(rows * g.c_out, 0.0);
+                                    for (gy, gt) in b[first * out_len..last * out_len]
+                                        .chunks_exact(out_len)
+                                        .zip(s.pixels.chunks_exact_mut(p * g.c_out))
+                                    {
+                                        transpose(gy, gt, g.c_out, p);
+                                    }
+                                    let gt = checked(MatRef::row_major(
+                                        &s.pixels[..rows * g.c_out],
+                                        rows,
+                                        g.c_out,
+                                    ));
+                                    s.col.resize(rows * k, 0.0);
+                                    checked(gemm_serial(&mut s.col[..rows * k], false, gt, wm));
+                                    for (n, dx) in dx.chunks_exact_mut(in_len).enumerate() {
+                                        s.fold_pixels(g, None, n);
+                                        let plane = (g.h * g.w, g.c_in);
+                                        write_planes(
+                                            dx,
+                                            &s.nhwc,
+                                            plane,
+                                            None,
+                                            false,
+                                            &mut s.planes,
+                                        );
+                                    }
+                                    // ∂W += (gᵀ)ᵀ · unfold(x).
+                                    s.unfold_pixels(g, &a[first * in_len..last * in_len]);
+                                    let gt = checked(MatRef::row_major(
+                                        &s.pixels[..rows * g.c_out],
+                                        rows,
+                                        g.c_out,
+                                    ));
+                                    let col =
+                                        checked(MatRef::row_major(&s.col[..rows * k], rows, k));
+                                    checked(gemm_serial(&mut dw, true, gt.t(), col));
                                 }
-                                let gt = checked(MatRef::row_major(
-                                    &s.pixels[..rows * g.c_out],
-                                    rows,
-                                    g.c_out,
-                                ));
-                                s.col.resize(rows * k, 0.0);
-                                checked(gemm_serial(&mut s.col[..rows * k], false, gt, wm));
-                                for (n, dx) in dx.chunks_exact_mut(in_len).enumerate() {
-                                    s.fold_pixels(g, None, n);
-                                    let plane = (g.h * g.w, g.c_in);
-                                    write_planes(dx, &s.nhwc, plane, None, false, &mut s.planes);
+                                Pass::ConvTranspose => {
+                                    // unfold(g) [rows, k]; ∂x = unfold(g) · Wᵀ, written per image.
+                                    s.unfold_pixels(g, &a[first * in_len..last * in_len]);
+                                    let col =
+                                        checked(MatRef::row_major(&s.col[..rows * k], rows, k));
+                                    s.pixels.resize(rows * g.c_out, 0.0);
+                                    checked(gemm_serial(
+                                        &mut s.pixels[..rows * g.c_out],
+                                        false,
+                                        col,
+                                        w_tm,
+                                    ));
+                                    for (dx, px) in dx
+                                        .chunks_exact_mut(out_len)
+                                        .zip(s.pixels.chunks_exact(p * g.c_out))
+                                    {
+                                        write_planes(
+                                            dx,
+                                            px,
+                                            (p, g.c_out),
+                                            None,
+                                            false,
+                                            &mut s.planes,
+                                        );
+                                    }
+                                    // ∂W += (xᵀ)ᵀ · unfold(g), x transposed pixel by pixel.
+                                    for (x, xt) in b[first * out_len..last * out_len]
+                                        .chunks_exact(out_len)
+                                        .zip(s.pixels.chunks_exact_mut(p * g.c_out))
+                                    {
+                                        transpose(x, xt, g.c_out, p);
+                                    }
+                                    let xt = checked(MatRef::row_major(
+                                        &s.pixels[..rows * g.c_out],
+                                        rows,
+                                        g.c_out,
+                                    ));
+                                    checked(gemm_serial(&mut dw, true, xt.t(), col));
                                 }
-                                // ∂W += (gᵀ)ᵀ · unfold(x).
-                                s.unfold_pixels(g, &a[first * in_len..last * in_len]);
-                                let gt = checked(MatRef::row_major(
-                                    &s.pixels[..rows * g.c_out],
-                                    rows,
-                                    g.c_out,
-                                ));
-                                let col = checked(MatRef::row_major(&s.col[..rows * k], rows, k));
-                                checked(gemm_serial(&mut dw, true, gt.t(), col));
-                            }
-                            Pass::ConvTranspose => {
-                                // unfold(g) [rows, k]; ∂x = unfold(g) · Wᵀ, written per image.
-                                s.unfold_pixels(g, &a[first * in_len..last * in_len]);
-                                let col = checked(MatRef::row_major(&s.col[..rows * k], rows, k));
-                                s.pixels.resize(rows * g.c_out, 0.0);
-                                checked(gemm_serial(
-                                    &mut s.pixels[..rows * g.c_out],
-                                    false,
-                                    col,
-                                    w_tm,
-                                ));
-                                for (dx, px) in dx
-                                    .chunks_exact_mut(out_len)
-                                    .zip(s.pixels.chunks_exact(p * g.c_out))
-                                {
-                                    write_planes(dx, px, (p, g.c_out), None, false, &mut s.planes);
-                                }
-                                // ∂W += (xᵀ)ᵀ · unfold(g), x transposed pixel by pixel.
-                                for (x, xt) in b[first * out_len..last * out_len]
-                                    .chunks_exact(out_len)
-                                    .zip(s.pixels.chunks_exact_mut(p * g.c_out))
-                                {
-                                    transpose(x, xt, g.c_out, p);
-                                }
-                                let xt = checked(MatRef::row_major(
-                                    &s.pixels[..rows * g.c_out],
-                                    rows,
-                                    g.c_out,
-                                ));
-                                checked(gemm_serial(&mut dw, true, xt.t(), col));
                             }
                         }
-                    }
-                    dw
+                        dw
+                    })
                 })
                 .collect();
             Ok::<(), Infallible>(())
@@ -1208,12 +1236,31 @@ impl ConvOps for Flex {
 /// ReLU followed (its sign is the ReLU's derivative).
 type State = (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>);
 
-/// The upstream gradient, masked by the ReLU's output when there was one.
-fn upstream<'a>(grad: &'a FlexTensor, y: Option<FlexTensor>) -> Cow<'a, [f32]> {
-    match y {
-        Some(y) => Cow::Owned(relu_mask(&contiguous(grad), &contiguous(&y))),
-        None => contiguous(grad),
+/// The upstream gradient, masked by the ReLU's output when there was one: in place when
+/// this op owns the gradient's whole, contiguous buffer (the usual case), else into a copy.
+fn upstream(mut grad: FlexTensor, y: Option<FlexTensor>) -> FlexTensor {
+    let Some(y) = y else { return grad };
+    let ys = contiguous(&y);
+    let n = grad.layout().shape().num_elements();
+    let contiguous_whole = grad.as_slice::<f32>().is_some_and(|s| s.len() == n);
+    if contiguous_whole
+        && let Some(gs) = grad.try_storage_mut::<f32>()
+        && gs.len() == n
+        && ys.len() == n
+    {
+        const CHUNK: usize = 16 * 1024;
+        gs.par_chunks_mut(CHUNK)
+            .zip(ys.par_chunks(CHUNK))
+            .for_each(|(g, y)| {
+                for (g, &y) in g.iter_mut().zip(y) {
+                    *g = if y > 0.0 { *g } else { 0.0 };
+                }
+            });
+        return grad;
     }
+    let shape = grad.layout().shape().to_vec();
+    let masked = relu_mask(&contiguous(&grad), &ys);
+    FlexTensor::from_data(burn::tensor::TensorData::new(masked, shape))
 }
 
 /// Backward of [`ConvOps::fused_conv2d`].
@@ -1229,7 +1276,8 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x, w, y) = ops.state;
         let grad = grads.consume::<Flex>(&ops.node);
         let batch = grad.layout().shape()[0];
-        let gy = upstream(&grad, y);
+        let grad = upstream(grad, y);
+        let gy = contiguous(&grad);
         let fused = node_x.is_some() && node_w.is_some() && g.layout() == Layout::Pixels;
         if let (true, Some(nx), Some(nw), Some(w), Some(x)) = (fused, &node_x, &node_w, &w, &x) {
             let (dx, dw) = both_grads(&g, Pass::Conv, &contiguous(x), &gy, &contiguous(w));
@@ -1267,7 +1315,8 @@ impl Backward<Flex, 3> for ConvTransposeBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let batch = grad.layout().shape()[0];
         // The upstream gradient has the convolution's input shape, x its output shape.
-        let gy = upstream(&grad, y);
+        let grad = upstream(grad, y);
+        let gy = contiguous(&grad);
         let fused = node_x.is_some() && node_w.is_some() && g.layout() == Layout::Pixels;
         if let (true, Some(nx), Some(nw), Some(w), Some(x)) = (fused, &node_x, &node_w, &w, &x) {
             let (dx, dw) = both_grads(&g, Pass::ConvTranspose, &gy, &contiguous(x), &contiguous(w));
