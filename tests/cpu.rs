@@ -1,8 +1,9 @@
 //! The CPU kernels (`ae-cpu`, feature `fast-cpu`) against Burn's own ops: the same short
 //! training run with `AE_CPU_KERNELS=on` and `=off`, each in a child process (the switch is
-//! read once per process), must reach the same losses.
+//! read once per process), must reach the same losses. Two tests: the dense layers (below)
+//! and the conv layers (a conv VAE and the VQ-VAE, `conv_kernels_on_and_off_…`).
 //!
-//! The run: the reference MNIST VAE (784-400-20, Bernoulli) on the 2,000-image fixture, batch
+//! The dense run: the reference MNIST VAE (784-400-20, Bernoulli) on the 2,000-image fixture, batch
 //! 32, 4 epochs: 252 optimiser steps through the fused dense layers, the fused Bernoulli loss
 //! and `FusedAdam` versus Burn's `Linear`, composed ops and `Adam`. The two paths differ only in
 //! float rounding (summation order), which training amplifies a little; every loss, recon, KL
@@ -47,13 +48,10 @@ fn losses(dir: &Path) -> Vec<(String, f64)> {
     out
 }
 
-#[test]
-fn kernels_on_and_off_train_to_the_same_losses() {
-    let _g = training_lock();
+/// Trains `cfg` with the kernels on and off (in child processes) and checks every loss of
+/// every epoch within [`TOLERANCE`]; returns the largest relative difference.
+fn on_off_gap(cfg: &ae::train::ExperimentConfig, rows: usize) -> f64 {
     let out = tempfile::tempdir().unwrap();
-    let mut cfg = small_mnist_vae();
-    cfg.epochs = 4;
-    cfg.batch_size = 32;
     let config = out.path().join("cpu.toml");
     std::fs::write(&config, cfg.to_toml()).unwrap();
     let (on, off) = (out.path().join("on"), out.path().join("off"));
@@ -61,17 +59,21 @@ fn kernels_on_and_off_train_to_the_same_losses() {
     train_in_child(&config, &off, "off");
     let (a, b) = (losses(&on), losses(&off));
     assert_eq!(a.len(), b.len());
-    assert!(a.len() >= 3 * 4, "{a:?}");
+    assert!(a.len() >= rows, "{a:?}");
     let mut worst = 0.0f64;
     for ((name, x), (_, y)) in a.iter().zip(&b) {
         let rel = (x - y).abs() / y.abs().max(1.0);
         assert!(
             rel <= TOLERANCE,
-            "{name}: {x} with the kernels, {y} without"
+            "{}: {name}: {x} with the kernels, {y} without",
+            cfg.name
         );
         worst = worst.max(rel);
     }
-    eprintln!("largest relative difference of the losses: {worst:e}");
+    eprintln!(
+        "{}: largest relative difference of the losses: {worst:e}",
+        cfg.name
+    );
     if cfg!(feature = "fast-cpu") {
         assert!(
             worst > 0.0,
@@ -79,5 +81,42 @@ fn kernels_on_and_off_train_to_the_same_losses() {
         );
     } else {
         assert_eq!(worst, 0.0, "without the kernels both runs use Burn's ops");
+    }
+    worst
+}
+
+#[test]
+fn kernels_on_and_off_train_to_the_same_losses() {
+    let _g = training_lock();
+    let mut cfg = small_mnist_vae();
+    cfg.epochs = 4;
+    cfg.batch_size = 32;
+    on_off_gap(&cfg, 3 * 4);
+}
+
+/// The conv kernels (`ae_cpu::conv`: conv and transposed conv, forward and backward, with and
+/// without ReLU, 4×4 stride-2 and 1×1 layers) against Burn's `Conv2d`/`ConvTranspose2d`: a
+/// conv VAE (28 → 14 → 7 and back) and the reference VQ-VAE, 2 epochs on 512 fixture images
+/// each (32 optimiser steps).
+#[test]
+fn conv_kernels_on_and_off_train_to_the_same_losses() {
+    let _g = training_lock();
+    let mut vae = small_mnist_vae();
+    vae.name = "conv_vae".into();
+    if let ae::models::ModelConfig::Vae(m) = &mut vae.model {
+        m.architecture = ae::models::nets::Architecture::conv_28();
+    }
+    let mut vq = ae::train::ExperimentConfig::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/vq_vae_mnist.toml"),
+    )
+    .unwrap();
+    vq.data = vae.data.clone();
+    for cfg in [&mut vae, &mut vq] {
+        cfg.epochs = 2;
+        cfg.batch_size = 32;
+        if let ae::data::DataConfig::Mnist { train_limit, .. } = &mut cfg.data {
+            *train_limit = Some(512);
+        }
+        on_off_gap(cfg, 2 * 2);
     }
 }

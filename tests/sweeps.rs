@@ -136,6 +136,10 @@ fn bad_sweep_configs_are_refused_before_training_with_the_key_named() {
         read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/experiments/beta_sweep.toml"));
     std::fs::write(&p, &good).unwrap();
     SweepConfig::load(&p).unwrap();
+    // The shipped conv variant of the study loads too.
+    let conv =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/experiments/beta_sweep_conv.toml");
+    SweepConfig::load(&conv).unwrap();
     for (bad, needle) in [
         (
             good.replace("seeds = 1", "seeds = 1\nbetass = [1.0]"),
