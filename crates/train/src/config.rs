@@ -124,7 +124,8 @@ impl ExperimentConfig {
                 lr: 5e-4,
                 ..OptimizerConfig::default()
             },
-            kl_schedule: Default::default(),
+            // β ramps up over the first 500 steps: without it a short run collapses.
+            kl_schedule: crate::KlSchedule::Linear { warmup_steps: 500 },
             kl_penalty: Default::default(),
             diagnostics: DiagnosticsConfig::default(),
             device: None,
@@ -232,6 +233,17 @@ impl ExperimentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `train` without `--config` runs the shipped `beta_vae_dsprites.toml`.
+    #[test]
+    fn the_built_in_default_is_the_shipped_dsprites_config() {
+        let shipped = ExperimentConfig::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../assets/configs/beta_vae_dsprites.toml"),
+        )
+        .unwrap();
+        assert_eq!(shipped, ExperimentConfig::beta_vae_dsprites(4.0));
+    }
 
     #[test]
     fn config_round_trips_through_toml() {
