@@ -201,6 +201,28 @@ impl Fill<'_> {
     };
 }
 
+/// The shape `(m, n, k)` of `lhs·rhs` into `dst_len` elements: refuses operands whose inner
+/// sizes differ and an output that is not `m·n` long (the checks of every safe entry point).
+fn product_shape(
+    lhs: &MatRef<'_>,
+    rhs: &MatRef<'_>,
+    dst_len: usize,
+) -> Result<(usize, usize, usize), ShapeError> {
+    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
+    if rhs.rows != k {
+        return Err(ShapeError(format!(
+            "{m} × {k} times {} × {n}: inner sizes differ",
+            rhs.rows
+        )));
+    }
+    if m.checked_mul(n) != Some(dst_len) {
+        return Err(ShapeError(format!(
+            "a {m} × {n} product into {dst_len} elements"
+        )));
+    }
+    Ok((m, n, k))
+}
+
 /// `dst ← [relu](bias + lhs·rhs)` (see [`Fill`]) for a row-major `dst` of `m × n` elements
 /// (`lhs`: `m × k`, `rhs`: `k × n`); on `Ok`, every element of `dst` has been written, none
 /// read before. The one safe entry point to the kernels below: it refuses operands whose inner
@@ -218,19 +240,7 @@ fn gemm_into(
     lhs: MatRef<'_>,
     rhs: MatRef<'_>,
 ) -> Result<(), ShapeError> {
-    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
-    if rhs.rows != k {
-        return Err(ShapeError(format!(
-            "{m} × {k} times {} × {n}: inner sizes differ",
-            rhs.rows
-        )));
-    }
-    if m.checked_mul(n) != Some(dst.len()) {
-        return Err(ShapeError(format!(
-            "a {m} × {n} product into {} elements",
-            dst.len()
-        )));
-    }
+    let (m, n, k) = product_shape(&lhs, &rhs, dst.len())?;
     if let Some(bias) = fill.bias
         && bias.len() != n
     {
@@ -405,19 +415,7 @@ pub(crate) fn gemm_serial(
     lhs: MatRef<'_>,
     rhs: MatRef<'_>,
 ) -> Result<(), ShapeError> {
-    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
-    if rhs.rows != k {
-        return Err(ShapeError(format!(
-            "{m} × {k} times {} × {n}: inner sizes differ",
-            rhs.rows
-        )));
-    }
-    if m.checked_mul(n) != Some(dst.len()) {
-        return Err(ShapeError(format!(
-            "a {m} × {n} product into {} elements",
-            dst.len()
-        )));
-    }
+    let (m, n, k) = product_shape(&lhs, &rhs, dst.len())?;
     // SAFETY: dst holds m·n initialised elements (checked above; gemm reads them only when
     // accumulating), the operands are m × k and k × n inside their slices (their
     // constructors checked the extents, `ptr` the first element), and nothing else touches
