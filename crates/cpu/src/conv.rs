@@ -37,13 +37,15 @@
 //! [`Geometry`] exists for the layer (no groups, no dilation, explicit padding), Burn's
 //! `Conv2d`/`ConvTranspose2d` otherwise; `ae-core`'s tests compare both paths on values and
 //! gradients.
-use crate::host::{contiguous, fill_uninit, filled, is_flex_f32, tensor, write_from};
+use crate::host::{
+    LayerState, contiguous, fill_uninit, filled, is_flex_f32, record_layer, tensor, write_from,
+};
 use crate::linear::{MatRef, checked, gemm_serial};
 use burn::backend::autodiff::{
     Autodiff,
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
-    ops::{Backward, Ops, OpsKind},
+    ops::{Backward, Ops},
 };
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
@@ -1234,10 +1236,6 @@ impl ConvOps for Flex {
     }
 }
 
-/// Backward state: the layer's input (for ∂W), the weight (for ∂x), and the output when a
-/// ReLU followed (its sign is the ReLU's derivative).
-type State = (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>);
-
 /// The upstream gradient, masked by the ReLU's output when there was one: in place when
 /// this op owns the gradient's whole, contiguous buffer (the usual case), else into a copy.
 fn upstream(mut grad: FlexTensor, y: Option<FlexTensor>) -> FlexTensor {
@@ -1270,9 +1268,9 @@ fn upstream(mut grad: FlexTensor, y: Option<FlexTensor>) -> FlexTensor {
 struct ConvBackward(Geometry);
 
 impl Backward<Flex, 3> for ConvBackward {
-    type State = State;
+    type State = LayerState;
 
-    fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<LayerState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let g = self.0;
         let [node_x, node_w, node_b] = ops.parents;
         let (x, w, y) = ops.state;
@@ -1308,9 +1306,9 @@ impl Backward<Flex, 3> for ConvBackward {
 struct ConvTransposeBackward(Geometry);
 
 impl Backward<Flex, 3> for ConvTransposeBackward {
-    type State = State;
+    type State = LayerState;
 
-    fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<LayerState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let g = self.0;
         let [node_x, node_w, node_b] = ops.parents;
         let (x, w, y) = ops.state;
@@ -1349,29 +1347,9 @@ impl<C: CheckpointStrategy> ConvOps for Autodiff<Flex, C> {
         g: Geometry,
         relu: bool,
     ) -> FloatTensor<Self> {
-        let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
-        match ConvBackward(g)
-            .prepare::<C>([x.node(), w.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = run_conv(x.primitive(), w.primitive(), b.primitive(), g, relu);
-                let state = (
-                    w_tracked.then(|| x.primitive().clone()),
-                    x_tracked.then(|| w.primitive().clone()),
-                    relu.then(|| y.clone()),
-                );
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(run_conv(
-                x.primitive(),
-                w.primitive(),
-                b.primitive(),
-                g,
-                relu,
-            )),
-        }
+        record_layer::<C, _>(ConvBackward(g), [x, w, b], relu, |x, w, b| {
+            run_conv(x, w, b, g, relu)
+        })
     }
 
     fn fused_conv_transpose2d(
@@ -1381,29 +1359,9 @@ impl<C: CheckpointStrategy> ConvOps for Autodiff<Flex, C> {
         g: Geometry,
         relu: bool,
     ) -> FloatTensor<Self> {
-        let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
-        match ConvTransposeBackward(g)
-            .prepare::<C>([x.node(), w.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = run_conv_transpose(x.primitive(), w.primitive(), b.primitive(), g, relu);
-                let state = (
-                    w_tracked.then(|| x.primitive().clone()),
-                    x_tracked.then(|| w.primitive().clone()),
-                    relu.then(|| y.clone()),
-                );
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(run_conv_transpose(
-                x.primitive(),
-                w.primitive(),
-                b.primitive(),
-                g,
-                relu,
-            )),
-        }
+        record_layer::<C, _>(ConvTransposeBackward(g), [x, w, b], relu, |x, w, b| {
+            run_conv_transpose(x, w, b, g, relu)
+        })
     }
 }
 

@@ -1,8 +1,15 @@
-//! Helpers shared by the kernels ([`crate::bernoulli`], [`crate::linear`], [`crate::adam`]):
-//! which tensors they accept, moving `f32` data between flex tensors and plain slices, and
-//! buffers that a kernel writes in full.
-use burn::backend::DispatchDevice;
+//! Helpers shared by the kernels ([`crate::bernoulli`], [`crate::linear`], [`crate::conv`],
+//! [`crate::adam`]): which tensors they accept, moving `f32` data between flex tensors and
+//! plain slices, buffers that a kernel writes in full, and recording a fused layer on the
+//! autodiff graph.
+use burn::backend::autodiff::{
+    Autodiff,
+    checkpoint::strategy::CheckpointStrategy,
+    ops::{Backward, OpsKind},
+};
 use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{DispatchDevice, Flex};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use std::borrow::Cow;
@@ -63,4 +70,36 @@ pub fn write_from(dst: &mut [MaybeUninit<f32>], values: impl Iterator<Item = f32
     // SAFETY: all `dst.len()` elements have just been written (checked), and
     // MaybeUninit<f32> has f32's layout.
     unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// Backward state of a fused layer `y = [relu](op(x, w) + b)`: the input (for ∂W), the weight
+/// (for ∂x), and the output when a ReLU followed (its sign is the ReLU's derivative).
+pub type LayerState = (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>);
+
+/// Runs a fused layer `run(x, w, b)` (ReLU applied by `run` when `relu`) on autodiff tensors
+/// and records `backward` for it, keeping only what the backward pass will read: `x` when `w`
+/// needs a gradient, `w` when `x` does, the output when a ReLU followed.
+pub fn record_layer<C: CheckpointStrategy, B: Backward<Flex, 3, State = LayerState>>(
+    backward: B,
+    [x, w, b]: [FloatTensor<Autodiff<Flex, C>>; 3],
+    relu: bool,
+    run: impl Fn(&FlexTensor, &FlexTensor, &FlexTensor) -> FlexTensor,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
+    match backward
+        .prepare::<C>([x.node(), w.node(), b.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let y = run(x.primitive(), w.primitive(), b.primitive());
+            let state = (
+                w_tracked.then(|| x.primitive().clone()),
+                x_tracked.then(|| w.primitive().clone()),
+                relu.then(|| y.clone()),
+            );
+            prep.finish(state, y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(run(x.primitive(), w.primitive(), b.primitive())),
+    }
 }

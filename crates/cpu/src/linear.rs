@@ -29,12 +29,12 @@
 //! `ae_core::linear` calls [`linear`] when [`applies`] says so (and the kernels are
 //! [`enabled`](crate::enabled)), `Linear::forward` otherwise; `ae-core`'s tests compare both
 //! paths on values and gradients.
-use crate::host::{contiguous, filled, is_flex_f32, tensor};
+use crate::host::{LayerState, contiguous, filled, is_flex_f32, record_layer, tensor};
 use burn::backend::autodiff::{
     Autodiff,
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
     grads::Gradients,
-    ops::{Backward, Ops, OpsKind},
+    ops::{Backward, Ops},
 };
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
@@ -496,17 +496,13 @@ impl LinearOps for Flex {
 /// Elements per rayon task in the backward pass's element-wise work (ReLU mask, bias sums).
 const ELEMENTS_PER_TASK: usize = 16 * 1024;
 
-/// Backward state: the input (for ∂W), the weight (for ∂x), and the output when a ReLU
-/// followed (its sign is the ReLU's derivative).
-type State = (Option<FlexTensor>, Option<FlexTensor>, Option<FlexTensor>);
-
 #[derive(Debug)]
 struct LinearBackward;
 
 impl Backward<Flex, 3> for LinearBackward {
-    type State = State;
+    type State = LayerState;
 
-    fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+    fn backward(self, ops: Ops<LayerState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node_x, node_w, node_b] = ops.parents;
         let (x, w, y) = ops.state;
         let grad = grads.consume::<Flex>(&ops.node);
@@ -572,28 +568,9 @@ impl<C: CheckpointStrategy> LinearOps for Autodiff<Flex, C> {
         b: FloatTensor<Self>,
         with_relu: bool,
     ) -> FloatTensor<Self> {
-        let (x_tracked, w_tracked) = (x.is_tracked(), w.is_tracked());
-        match LinearBackward
-            .prepare::<C>([x.node(), w.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = run_forward(x.primitive(), w.primitive(), b.primitive(), with_relu);
-                let state = (
-                    w_tracked.then(|| x.primitive().clone()),
-                    x_tracked.then(|| w.primitive().clone()),
-                    with_relu.then(|| y.clone()),
-                );
-                prep.finish(state, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(run_forward(
-                x.primitive(),
-                w.primitive(),
-                b.primitive(),
-                with_relu,
-            )),
-        }
+        record_layer::<C, _>(LinearBackward, [x, w, b], with_relu, |x, w, b| {
+            run_forward(x, w, b, with_relu)
+        })
     }
 }
 
