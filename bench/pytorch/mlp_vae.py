@@ -3,23 +3,14 @@
 Prints one JSON line: seconds per training epoch over MNIST's 60,000 images (repeats after a
 warm-up epoch) and peak RSS. Usage: python3 mlp_vae.py MNIST_DIR [--epochs N] [--threads T]
 """
-import argparse, gzip, json, resource, struct, time
+import argparse, json, resource, time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def load_images(directory: Path) -> torch.Tensor:
-    for name in ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"):
-        p = directory / name
-        if p.exists():
-            raw = gzip.open(p).read() if name.endswith(".gz") else p.read_bytes()
-            n, rows, cols = struct.unpack(">III", raw[4:16])
-            data = torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8)
-            return data.view(n, rows * cols).float() / 255.0
-    raise SystemExit(f"MNIST not found in {directory}")
+import common
 
 
 class Vae(nn.Module):
@@ -52,7 +43,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    x = load_images(args.mnist_dir)
+    x = common.load_mnist(args.mnist_dir).flatten(1)  # [60000, 784]
     model = Vae()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     times = []
