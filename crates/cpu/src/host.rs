@@ -51,11 +51,7 @@ pub unsafe fn filled<E>(
 
 /// Writes `value` into every element of `s` and returns it as initialised `f32`s.
 pub fn fill_uninit(s: &mut [MaybeUninit<f32>], value: f32) -> &mut [f32] {
-    for v in s.iter_mut() {
-        v.write(value);
-    }
-    // SAFETY: every element has just been written, and MaybeUninit<f32> has f32's layout.
-    unsafe { &mut *(s as *mut [MaybeUninit<f32>] as *mut [f32]) }
+    write_from(s, std::iter::repeat(value))
 }
 
 /// Writes the values of `values` into `dst` in order and returns it as initialised `f32`s;
