@@ -37,9 +37,7 @@
 //! [`Geometry`] exists for the layer (no groups, no dilation, explicit padding), Burn's
 //! `Conv2d`/`ConvTranspose2d` otherwise; `ae-core`'s tests compare both paths on values and
 //! gradients.
-use crate::host::{
-    LayerState, contiguous, fill_uninit, filled, is_flex_f32, record_layer, tensor, write_from,
-};
+use crate::host::{LayerState, contiguous, fill_uninit, filled, is_flex_f32, record_layer, tensor};
 use crate::linear::{MatRef, checked, gemm_serial};
 use burn::backend::autodiff::{
     Autodiff,
@@ -263,6 +261,77 @@ impl Geometry {
     }
 }
 
+/// How an activation's elements lie in memory.
+///
+/// The kernels write their outputs channels-last wherever their products produce them pixel
+/// by pixel, and hand them to Burn as NCHW tensors with permuted strides
+/// ([`activation_tensor`]): the next convolution reads them without a transpose, and any other
+/// Burn operation sees an ordinary strided tensor. With one channel, or a 1 × 1 map, both
+/// orders are the same memory, and such a tensor is contiguous NCHW.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    /// `[batch, channels, h, w]` (NCHW): Burn's contiguous layout.
+    Planes,
+    /// `[batch, h, w, channels]` (NHWC).
+    Pixels,
+}
+
+/// The order of a 4-D flex tensor the kernels can read in place: `Planes` when it is
+/// contiguous, `Pixels` when it is a whole NHWC buffer seen as NCHW; `None` for any other
+/// view.
+fn order_of(t: &FlexTensor) -> Option<Order> {
+    if t.as_slice::<f32>().is_some() {
+        return Some(Order::Planes);
+    }
+    let layout = t.layout();
+    let s = layout.shape();
+    if s.num_dims() != 4 || layout.start_offset() != 0 {
+        return None;
+    }
+    let (c, h, w) = (s[1], s[2], s[3]);
+    let nhwc = [(h * w * c) as isize, 1, (w * c) as isize, c as isize];
+    let whole = t.storage::<f32>().len() == s.num_elements();
+    (layout.strides() == nhwc && whole).then_some(Order::Pixels)
+}
+
+/// An activation's values in the order they lie in: borrowed for the two orders the kernels
+/// read, copied to NCHW for any other view.
+fn activation(t: &FlexTensor) -> (Cow<'_, [f32]>, Order) {
+    match order_of(t) {
+        Some(Order::Pixels) => (Cow::Borrowed(t.storage::<f32>()), Order::Pixels),
+        _ => (contiguous(t), Order::Planes),
+    }
+}
+
+/// A flex tensor `[batch, channels, h, w]` owning `values`, which lie in `order`.
+fn activation_tensor(values: Vec<f32>, [n, c, h, w]: [usize; 4], order: Order) -> FlexTensor {
+    match order {
+        Order::Pixels if c > 1 && h * w > 1 => tensor(values, [n, h, w, c]).permute(&[0, 3, 1, 2]),
+        _ => tensor(values, [n, c, h, w]),
+    }
+}
+
+/// Images `values: [images, channels, plane]` in `order`, as planes (borrowed when they
+/// already are, or when both orders are the same memory).
+fn in_planes(values: &[f32], order: Order, channels: usize, plane: usize) -> Cow<'_, [f32]> {
+    if order == Order::Planes || channels == 1 || plane == 1 {
+        return Cow::Borrowed(values);
+    }
+    let mut out = vec![0.0f32; values.len()];
+    out.par_chunks_mut(channels * plane)
+        .zip(values.par_chunks(channels * plane))
+        .for_each(|(dst, src)| transpose(src, dst, plane, channels));
+    Cow::Owned(out)
+}
+
+/// One image's values `[channels, plane]` in `order`, as a `channels × plane` matrix.
+fn plane_matrix(v: &[f32], order: Order, channels: usize, plane: usize) -> MatRef<'_> {
+    match order {
+        Order::Planes => checked(MatRef::row_major(v, channels, plane)),
+        Order::Pixels => checked(MatRef::row_major(v, plane, channels)).t(),
+    }
+}
+
 /// A weight `[c_out, c_in, kh, kw]` in `Layout::Pixels` order `[c_out, kh, kw, c_in]`.
 fn to_pixel_order(g: &Geometry, w: &[f32]) -> Vec<f32> {
     let taps = g.kh * g.kw;
@@ -438,13 +507,11 @@ struct Scratch {
     col: Vec<f32>,
     /// The input (or the folded sums) with each row split by phase, for strides above 1.
     phases: Vec<f32>,
-    /// The input (or the folded sums) in channels-last order, for `Layout::Pixels`.
+    /// One input image in channels-last order, for `Layout::Pixels` when it came as planes.
     nhwc: Vec<f32>,
-    /// Images' outputs (or upstream gradients) pixel by pixel, `[images·oh·ow, c_out]`, for
-    /// `Layout::Pixels`.
+    /// Images pixel by pixel, `[images·oh·ow, c_out]`, for `Layout::Pixels` when they came
+    /// as planes.
     pixels: Vec<f32>,
-    /// One output image as channel planes, before its bias and ReLU.
-    planes: Vec<f32>,
 }
 
 impl Scratch {
@@ -537,71 +604,85 @@ impl Scratch {
     }
 }
 
-impl Scratch {
-    /// Unfolds one input image `x: [c_in, h, w]` into `col: [oh·ow, kh·kw·c_in]`: row
-    /// `(oy, ox)`, column `(i, j, c)` holds `x[c, oy·sh + i − ph, ox·sw + j − pw]`, zero
-    /// outside; each kernel row of a pixel is one contiguous copy from the channels-last image.
-    fn unfold_pixels(&mut self, g: &Geometry, x: &[f32]) -> &[f32] {
-        let images = x.len() / g.in_len();
-        self.col.resize(images * g.p() * g.k(), 0.0);
-        for (n, x) in x.chunks_exact(g.in_len()).enumerate() {
-            self.unfold_pixels_at(g, x, n);
-        }
-        &self.col[..images * g.p() * g.k()]
+/// Images `v: [images, channels, plane]` in `order` as channels-last rows `[images·plane,
+/// channels]`: `v` itself when it is laid out so, else transposed into `buf`.
+fn pixel_rows<'a>(
+    v: &'a [f32],
+    order: Order,
+    (channels, plane): (usize, usize),
+    buf: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    if order == Order::Pixels || channels == 1 || plane == 1 {
+        return v;
     }
+    buf.resize(v.len(), 0.0);
+    for (src, dst) in v
+        .chunks_exact(channels * plane)
+        .zip(buf.chunks_exact_mut(channels * plane))
+    {
+        transpose(src, dst, channels, plane);
+    }
+    &buf[..v.len()]
+}
 
-    /// [`Scratch::unfold_pixels`] of one image into block `n` of `self.col` (which has room).
-    fn unfold_pixels_at(&mut self, g: &Geometry, x: &[f32], n: usize) {
-        let (c, k, p) = (g.c_in, g.k(), g.p());
-        self.nhwc.resize(g.in_len(), 0.0);
-        transpose(x, &mut self.nhwc, c, g.h * g.w);
-        for (pix, dst) in self.col[n * p * k..][..p * k]
-            .chunks_exact_mut(k)
-            .enumerate()
-        {
-            let (oy, ox) = (pix / g.ow, pix % g.ow);
-            let (jlo, jhi, ix) = g.pixel_taps(ox);
-            for (i, dst) in dst.chunks_exact_mut(g.kw * c).enumerate() {
-                match g.in_row(oy, i) {
-                    Some(r) if jlo < jhi => {
-                        let from = (r * g.w + ix) * c;
-                        dst[..jlo * c].fill(0.0);
-                        dst[jlo * c..jhi * c]
-                            .copy_from_slice(&self.nhwc[from..from + (jhi - jlo) * c]);
-                        dst[jhi * c..].fill(0.0);
-                    }
-                    _ => dst.fill(0.0),
+/// Unfolds images `x: [images, c_in, h, w]` (in `order`) into `col: [images·oh·ow,
+/// kh·kw·c_in]`: row `(b, oy, ox)`, column `(i, j, c)` holds `x[b, c, oy·sh + i − ph, ox·sw +
+/// j − pw]`, zero outside. Each kernel row of a pixel is one contiguous copy from the
+/// channels-last image (transposed into `nhwc` first when it came as planes).
+fn unfold_pixels<'a>(
+    g: &Geometry,
+    x: &[f32],
+    order: Order,
+    nhwc: &mut Vec<f32>,
+    col: &'a mut Vec<f32>,
+) -> &'a [f32] {
+    let (k, p) = (g.k(), g.p());
+    let images = x.len() / g.in_len();
+    col.resize(images * p * k, 0.0);
+    for (x, col) in x.chunks_exact(g.in_len()).zip(col.chunks_exact_mut(p * k)) {
+        let image = pixel_rows(x, order, (g.c_in, g.h * g.w), nhwc);
+        unfold_image_pixels(g, image, col);
+    }
+    &col[..images * p * k]
+}
+
+/// Unfolds one channels-last image `x: [h·w, c_in]` into `col: [oh·ow, kh·kw·c_in]`.
+fn unfold_image_pixels(g: &Geometry, x: &[f32], col: &mut [f32]) {
+    let c = g.c_in;
+    for (pix, dst) in col.chunks_exact_mut(g.k()).enumerate() {
+        let (oy, ox) = (pix / g.ow, pix % g.ow);
+        let (jlo, jhi, ix) = g.pixel_taps(ox);
+        for (i, dst) in dst.chunks_exact_mut(g.kw * c).enumerate() {
+            match g.in_row(oy, i) {
+                Some(r) if jlo < jhi => {
+                    let from = (r * g.w + ix) * c;
+                    dst[..jlo * c].fill(0.0);
+                    dst[jlo * c..jhi * c].copy_from_slice(&x[from..from + (jhi - jlo) * c]);
+                    dst[jhi * c..].fill(0.0);
                 }
+                _ => dst.fill(0.0),
             }
         }
     }
+}
 
-    /// Folds block `n` of `self.col`, `[oh·ow, kh·kw·c_in]` (the [`Scratch::unfold_pixels`]
-    /// layout), onto `self.nhwc`, a channels-last image `[h·w, c_in]` that starts as the bias
-    /// (or zero).
-    fn fold_pixels(&mut self, g: &Geometry, bias: Option<&[f32]>, n: usize) {
-        let (c, k, p) = (g.c_in, g.k(), g.p());
-        self.nhwc.resize(g.in_len(), 0.0);
-        match bias {
-            Some(b) => self
-                .nhwc
-                .chunks_exact_mut(c)
-                .for_each(|px| px.copy_from_slice(b)),
-            None => self.nhwc.fill(0.0),
+/// Folds one image's block `col: [oh·ow, kh·kw·c_in]` (the [`unfold_pixels`] layout) onto the
+/// channels-last image `x: [h·w, c_in]`, adding each element to the pixel it was read from
+/// (taps outside the image are dropped).
+fn fold_image_pixels(g: &Geometry, col: &[f32], x: &mut [f32]) {
+    let c = g.c_in;
+    for (pix, src) in col.chunks_exact(g.k()).enumerate() {
+        let (oy, ox) = (pix / g.ow, pix % g.ow);
+        let (jlo, jhi, ix) = g.pixel_taps(ox);
+        if jlo == jhi {
+            continue;
         }
-        for (pix, src) in self.col[n * p * k..][..p * k].chunks_exact(k).enumerate() {
-            let (oy, ox) = (pix / g.ow, pix % g.ow);
-            let (jlo, jhi, ix) = g.pixel_taps(ox);
-            if jlo == jhi {
-                continue;
-            }
-            for (i, src) in src.chunks_exact(g.kw * c).enumerate() {
-                if let Some(r) = g.in_row(oy, i) {
-                    let to = (r * g.w + ix) * c;
-                    let dst = &mut self.nhwc[to..to + (jhi - jlo) * c];
-                    for (d, s) in dst.iter_mut().zip(&src[jlo * c..jhi * c]) {
-                        *d += *s;
-                    }
+        for (i, src) in src.chunks_exact(g.kw * c).enumerate() {
+            if let Some(r) = g.in_row(oy, i) {
+                let to = (r * g.w + ix) * c;
+                let dst = &mut x[to..to + (jhi - jlo) * c];
+                for (d, s) in dst.iter_mut().zip(&src[jlo * c..jhi * c]) {
+                    *d += *s;
                 }
             }
         }
@@ -611,35 +692,6 @@ impl Scratch {
 /// `max(v, 0)` for every element.
 fn relu_in_place(v: &mut [f32]) {
     v.iter_mut().for_each(|v| *v = v.max(0.0));
-}
-
-/// One image `[channels, plane]` of a new output from the same image pixel by pixel, `src:
-/// [plane, channels]`: `src[p, c] + bias[c]`, then ReLU if asked; every element written.
-/// `planes` is scratch space for the transposed image.
-fn write_planes(
-    dst: &mut [MaybeUninit<f32>],
-    src: &[f32],
-    (plane, channels): (usize, usize),
-    bias: Option<&[f32]>,
-    relu: bool,
-    planes: &mut Vec<f32>,
-) {
-    assert_eq!(dst.len(), plane * channels, "one image");
-    planes.resize(plane * channels, 0.0);
-    transpose(&src[..plane * channels], planes, plane, channels);
-    for (c, (d, values)) in dst
-        .chunks_exact_mut(plane)
-        .zip(planes.chunks_exact(plane))
-        .enumerate()
-    {
-        let values = values.iter();
-        match (bias.map(|b| b[c]), relu) {
-            (Some(b), true) => write_from(d, values.map(|&v| (v + b).max(0.0))),
-            (Some(b), false) => write_from(d, values.map(|&v| v + b)),
-            (None, true) => write_from(d, values.map(|&v| v.max(0.0))),
-            (None, false) => write_from(d, values.copied()),
-        };
-    }
 }
 
 /// One image `[channels, plane]` of a new output, each channel's plane filled with its bias
@@ -658,6 +710,18 @@ fn init_planes<'a>(
     dst
 }
 
+/// Images of a new channels-last output `[images·plane, channels]`, every pixel set to the
+/// bias (or zero): returned initialised.
+fn init_pixels<'a>(dst: &'a mut [MaybeUninit<f32>], bias: Option<&[f32]>) -> &'a mut [f32] {
+    let dst = fill_uninit(dst, 0.0);
+    if let Some(bias) = bias {
+        for px in dst.chunks_exact_mut(bias.len()) {
+            px.copy_from_slice(bias);
+        }
+    }
+    dst
+}
+
 /// A new output of `images` images of `out_image` elements, written in parallel by `write`
 /// in chunks of `per_chunk` images (the last may have fewer), each with the matching chunk
 /// of `inputs` (images of `in_image` elements) and one [`Scratch`] per rayon job: no
@@ -670,7 +734,7 @@ fn new_output<T: Sync>(
     write: impl Fn(&mut Scratch, &mut [MaybeUninit<f32>], &[T]) + Sync,
 ) -> Vec<f32> {
     // SAFETY: `write` initialises its chunk in full (every caller starts with `init_planes`
-    // or `write_planes` for each of its images), and the chunks cover the output.
+    // or `init_pixels` for each of its images), and the chunks cover the output.
     let out = unsafe {
         filled(images * out_image, |out| {
             assert!(
@@ -686,119 +750,105 @@ fn new_output<T: Sync>(
     out.unwrap_or_else(|e| match e {})
 }
 
+/// `w: [rows, cols]` transposed, `[cols, rows]`.
+fn transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut w_t = vec![0.0f32; w.len()];
+    transpose(w, &mut w_t, rows, cols);
+    w_t
+}
+
 /// The convolution of a batch, `y_b = W · unfold(x_b) (+ bias)`, then ReLU if asked;
-/// `x: [batch, c_in, h, w]`, `w: [c_out, c_in·kh·kw]`, `bias: [c_out]`, returns
-/// `[batch, c_out, oh, ow]`.
-fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+/// `x: [batch, c_in, h, w]` in `order`, `w: [c_out, c_in·kh·kw]`, `bias: [c_out]`. Returns
+/// `[batch, c_out, oh, ow]` channels-last: every layout multiplies `unfold(x_b)ᵀ · Wᵀ`, pixel
+/// by pixel, with both operands as `gemm` reads them best (`Wᵀ` row-major, `unfold(x_b)ᵀ`
+/// row-major for `Layout::Pixels`, column-major otherwise).
+fn forward(
+    g: &Geometry,
+    x: &[f32],
+    order: Order,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> Vec<f32> {
     let (k, p, layout) = (g.k(), g.p(), g.layout());
     let batch = x.len() / g.in_len();
-    let w = weight_in(g, w);
-    // Layout::Pixels multiplies unfold(x_b)ᵀ · Wᵀ, pixel by pixel, with Wᵀ: [kh·kw·c_in, c_out]
-    // (both operands row-major, so gemm packs only the small weight), then transposes.
-    let w_t = (layout == Layout::Pixels).then(|| {
-        let mut w_t = vec![0.0f32; w.len()];
-        transpose(&w, &mut w_t, g.c_out, k);
-        w_t
-    });
-    let wm = checked(MatRef::row_major(&w, g.c_out, k));
+    let w_t = transposed(&weight_in(g, w), g.c_out, k);
+    let w_t = checked(MatRef::row_major(&w_t, k, g.c_out));
+    // Layout::Pixels unfolds either order; the others read planes.
+    let x = match layout {
+        Layout::Pixels => Cow::Borrowed(x),
+        _ => in_planes(x, order, g.c_in, g.h * g.w),
+    };
     let sizes = (g.out_len(), g.in_len());
-    new_output(batch, sizes, g.images_per_product(), x, |scratch, y, x| {
-        if let Some(w_t) = &w_t {
+    new_output(batch, sizes, g.images_per_product(), &x, |scratch, y, x| {
+        let y = init_pixels(y, bias);
+        if layout == Layout::Pixels {
             // The chunk's images stacked: [images·p, k] · [k, c_out].
             let rows = x.len() / g.in_len() * p;
-            scratch.unfold_pixels(g, x);
-            let Scratch {
-                col,
-                pixels,
-                planes,
-                ..
-            } = scratch;
-            pixels.resize(rows * g.c_out, 0.0);
-            checked(gemm_serial(
-                &mut pixels[..rows * g.c_out],
-                false,
-                checked(MatRef::row_major(&col[..rows * k], rows, k)),
-                checked(MatRef::row_major(w_t, k, g.c_out)),
-            ));
-            for (y, px) in y
+            let Scratch { col, nhwc, .. } = scratch;
+            let col = unfold_pixels(g, x, order, nhwc, col);
+            let col = checked(MatRef::row_major(col, rows, k));
+            checked(gemm_serial(y, true, col, w_t));
+        } else {
+            for (y, x) in y
                 .chunks_exact_mut(g.out_len())
-                .zip(pixels.chunks_exact(p * g.c_out))
+                .zip(x.chunks_exact(g.in_len()))
             {
-                write_planes(y, px, (p, g.c_out), bias, relu, planes);
+                let col = match layout {
+                    Layout::Pointwise => x,
+                    _ => scratch.unfold(g, x),
+                };
+                let col_t = checked(MatRef::row_major(col, k, p)).t();
+                checked(gemm_serial(y, true, col_t, w_t));
             }
-            return;
         }
-        for (y, x) in y
-            .chunks_exact_mut(g.out_len())
-            .zip(x.chunks_exact(g.in_len()))
-        {
-            let y = init_planes(y, bias, p);
-            match layout {
-                Layout::Pointwise => checked(gemm_serial(
-                    y,
-                    true,
-                    wm,
-                    checked(MatRef::row_major(x, k, p)),
-                )),
-                _ => {
-                    let col = checked(MatRef::row_major(scratch.unfold(g, x), k, p));
-                    checked(gemm_serial(y, true, wm, col));
-                }
-            }
-            if relu {
-                relu_in_place(y);
-            }
+        if relu {
+            relu_in_place(y);
         }
     })
 }
 
 /// The adjoint of the convolution over a batch, `x_b = fold(Wᵀ · g_b) (+ bias)`, then ReLU
-/// if asked; `gy: [batch, c_out, oh, ow]`, `bias: [c_in]`, returns `[batch, c_in, h, w]`.
-fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+/// if asked; `gy: [batch, c_out, oh, ow]` in `order`, `bias: [c_in]`. Returns
+/// `[batch, c_in, h, w]` and its order: channels-last for `Layout::Pixels` (folded pixel by
+/// pixel), planes otherwise.
+fn adjoint(
+    g: &Geometry,
+    gy: &[f32],
+    order: Order,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+) -> (Vec<f32>, Order) {
     let (k, p, plane) = (g.k(), g.p(), g.h * g.w);
     let batch = gy.len() / g.out_len();
     let (layout, w) = (g.layout(), weight_in(g, w));
     let wm = checked(MatRef::row_major(&w, g.c_out, k));
     let sizes = (g.in_len(), g.out_len());
-    new_output(
+    let x = new_output(
         batch,
         sizes,
         g.images_per_product(),
         gy,
         |scratch, x, gy| {
             if layout == Layout::Pixels {
-                // cols [images·p, k] = [g_bᵀ stacked] · W, folded channels-last per image, then
-                // written out as NCHW.
-                let images = gy.len() / g.out_len();
-                let rows = images * p;
-                scratch.pixels.resize(rows * g.c_out, 0.0);
-                for (gy, gt) in gy
-                    .chunks_exact(g.out_len())
-                    .zip(scratch.pixels.chunks_exact_mut(p * g.c_out))
-                {
-                    transpose(gy, gt, g.c_out, p);
-                }
-                scratch.col.resize(rows * k, 0.0);
+                // cols [images·p, k] = [g_bᵀ stacked] · W, folded channels-last per image.
+                let rows = gy.len() / g.out_len() * p;
+                let Scratch { col, pixels, .. } = scratch;
+                let gt = pixel_rows(gy, order, (g.c_out, p), pixels);
+                col.resize(rows * k, 0.0);
                 checked(gemm_serial(
-                    &mut scratch.col[..rows * k],
+                    &mut col[..rows * k],
                     false,
-                    checked(MatRef::row_major(
-                        &scratch.pixels[..rows * g.c_out],
-                        rows,
-                        g.c_out,
-                    )),
+                    checked(MatRef::row_major(gt, rows, g.c_out)),
                     wm,
                 ));
-                for (n, x) in x.chunks_exact_mut(g.in_len()).enumerate() {
-                    scratch.fold_pixels(g, bias, n);
-                    write_planes(
-                        x,
-                        &scratch.nhwc,
-                        (plane, g.c_in),
-                        None,
-                        relu,
-                        &mut scratch.planes,
-                    );
+                for (x, col) in x.chunks_exact_mut(g.in_len()).zip(col.chunks_exact(p * k)) {
+                    let x = init_pixels(x, bias);
+                    fold_image_pixels(g, col, x);
+                    if relu {
+                        relu_in_place(x);
+                    }
                 }
                 return;
             }
@@ -806,7 +856,7 @@ fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool
                 .chunks_exact_mut(g.in_len())
                 .zip(gy.chunks_exact(g.out_len()))
             {
-                let gm = checked(MatRef::row_major(gy, g.c_out, p));
+                let gm = plane_matrix(gy, order, g.c_out, p);
                 let x = init_planes(x, bias, plane);
                 if layout == Layout::Pointwise {
                     checked(gemm_serial(x, true, wm.t(), gm));
@@ -820,7 +870,12 @@ fn adjoint(g: &Geometry, gy: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool
                 }
             }
         },
-    )
+    );
+    let order = match layout {
+        Layout::Pixels => Order::Pixels,
+        _ => Order::Planes,
+    };
+    (x, order)
 }
 
 /// The weight as the layout's products read it (reordered for `Layout::Pixels`).
@@ -854,6 +909,11 @@ fn grouped_sum(
             sum
         })
         .collect();
+    sum_in_order(partials, len)
+}
+
+/// The partial sums added in order (zeros when there are none).
+fn sum_in_order(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     let mut parts = partials.into_iter();
     let mut total = parts.next().unwrap_or_else(|| vec![0.0; len]);
     for part in parts {
@@ -862,40 +922,45 @@ fn grouped_sum(
     total
 }
 
-/// The weight gradient `∂W = Σ_b g_b · unfold(x_b)ᵀ`: `x: [batch, c_in, h, w]`,
-/// `gy: [batch, c_out, oh, ow]`, returns `[c_out, c_in·kh·kw]`.
-fn weight_grad(g: &Geometry, x: &[f32], gy: &[f32]) -> Vec<f32> {
+/// The weight gradient `∂W = Σ_b g_b · unfold(x_b)ᵀ`: `x: [batch, c_in, h, w]` in `x_order`,
+/// `gy: [batch, c_out, oh, ow]` in `gy_order`; returns `[c_out, c_in·kh·kw]`.
+fn weight_grad(
+    g: &Geometry,
+    (x, x_order): (&[f32], Order),
+    (gy, gy_order): (&[f32], Order),
+) -> Vec<f32> {
     let (k, p, in_len, out_len) = (g.k(), g.p(), g.in_len(), g.out_len());
     let batch = x.len() / in_len;
     let layout = g.layout();
     let per_product = g.images_per_product();
+    let x = match layout {
+        Layout::Pixels => Cow::Borrowed(x),
+        _ => in_planes(x, x_order, g.c_in, g.h * g.w),
+    };
     let dw = grouped_sum(batch, g.c_out * k, |images, dw, scratch| {
         if layout == Layout::Pixels {
             // ∂W += [g_bᵀ stacked]ᵀ · [unfold(x_b) stacked], a few images per product.
             for start in images.clone().step_by(per_product) {
                 let end = (start + per_product).min(images.end);
                 let rows = (end - start) * p;
-                scratch.unfold_pixels(g, &x[start * in_len..end * in_len]);
-                let Scratch { col, pixels, .. } = &mut *scratch;
-                pixels.resize(rows * g.c_out, 0.0);
-                for (gy, gt) in gy[start * out_len..end * out_len]
-                    .chunks_exact(out_len)
-                    .zip(pixels.chunks_exact_mut(p * g.c_out))
-                {
-                    transpose(gy, gt, g.c_out, p);
-                }
+                let Scratch {
+                    col, nhwc, pixels, ..
+                } = &mut *scratch;
+                let col = unfold_pixels(g, &x[start * in_len..end * in_len], x_order, nhwc, col);
+                let gy = &gy[start * out_len..end * out_len];
+                let gt = pixel_rows(gy, gy_order, (g.c_out, p), pixels);
                 checked(gemm_serial(
                     dw,
                     true,
-                    checked(MatRef::row_major(&pixels[..rows * g.c_out], rows, g.c_out)).t(),
-                    checked(MatRef::row_major(&col[..rows * k], rows, k)),
+                    checked(MatRef::row_major(gt, rows, g.c_out)).t(),
+                    checked(MatRef::row_major(col, rows, k)),
                 ));
             }
             return;
         }
         for b in images {
             let x = &x[b * in_len..][..in_len];
-            let gm = checked(MatRef::row_major(&gy[b * out_len..][..out_len], g.c_out, p));
+            let gm = plane_matrix(&gy[b * out_len..][..out_len], gy_order, g.c_out, p);
             let unfolded_t = match layout {
                 Layout::Pointwise => checked(MatRef::row_major(x, k, p)).t(),
                 _ => checked(MatRef::row_major(scratch.unfold(g, x), k, p)).t(),
@@ -934,15 +999,22 @@ enum Pass {
 /// that each image's shared operand is prepared once for both products:
 ///
 /// - `Pass::Conv` (`a` = the layer's input `[batch, c_in, h, w]`, `b` = the upstream
-///   gradient `[batch, c_out, oh, ow]`): the gradient transposed pixel by pixel feeds both
+///   gradient `[batch, c_out, oh, ow]`): the gradient pixel by pixel feeds both
 ///   `cols = gᵀ · W` (folded into ∂x) and `∂W += gᵀᵀ · unfold(x)`;
 /// - `Pass::ConvTranspose` (`a` = the upstream gradient, on the convolution's input side, `b`
 ///   = the layer's input, on its output side): the unfolded gradient feeds both
 ///   `∂x = unfold(g) · Wᵀ` and `∂W += xᵀᵀ · unfold(g)`.
 ///
-/// Returns (∂ of `b` for `ConvTranspose` or of `a` for `Conv`, ∂W `[c_out, c_in·kh·kw]`).
-/// The weight gradient is summed over the same fixed groups as [`grouped_sum`]'s.
-fn both_grads(g: &Geometry, pass: Pass, a: &[f32], b: &[f32], w: &[f32]) -> (Vec<f32>, Vec<f32>) {
+/// `a` and `b` come in either order. Returns (∂ of `b` for `ConvTranspose` or of `a` for
+/// `Conv`, channels-last; ∂W `[c_out, c_in·kh·kw]`). The weight gradient is summed over the
+/// same fixed groups as [`grouped_sum`]'s.
+fn both_grads(
+    g: &Geometry,
+    pass: Pass,
+    (a, a_order): (&[f32], Order),
+    (b, b_order): (&[f32], Order),
+    w: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
     let (k, p, in_len, out_len) = (g.k(), g.p(), g.in_len(), g.out_len());
     let batch = a.len() / in_len;
     assert_eq!(
@@ -951,8 +1023,7 @@ fn both_grads(g: &Geometry, pass: Pass, a: &[f32], b: &[f32], w: &[f32]) -> (Vec
         "one upstream image per input image"
     );
     let wp = to_pixel_order(g, w);
-    let mut w_t = vec![0.0f32; wp.len()];
-    transpose(&wp, &mut w_t, g.c_out, k);
+    let w_t = transposed(&wp, g.c_out, k);
     let (wm, w_tm) = (
         checked(MatRef::row_major(&wp, g.c_out, k)),
         checked(MatRef::row_major(&w_t, k, g.c_out)),
@@ -963,8 +1034,8 @@ fn both_grads(g: &Geometry, pass: Pass, a: &[f32], b: &[f32], w: &[f32]) -> (Vec
     };
     let (per_group, per_product) = (batch.div_ceil(GROUPS).max(1), g.images_per_product());
     let mut partials = Vec::new();
-    // SAFETY: every group writes each of its images' input gradient in full (`write_planes`),
-    // and the groups cover the batch.
+    // SAFETY: every group writes each of its images' input gradient in full (`init_pixels`
+    // or `fill_uninit` first), and the groups cover the batch.
     let dx = unsafe {
         filled(batch * dx_image, |dx| {
             partials = dx
@@ -979,83 +1050,39 @@ fn both_grads(g: &Geometry, pass: Pass, a: &[f32], b: &[f32], w: &[f32]) -> (Vec
                             let last = (first + per_product).min(end);
                             let rows = (last - first) * p;
                             let dx = &mut dx[(first - start) * dx_image..(last - start) * dx_image];
+                            let (a, b) = (
+                                &a[first * in_len..last * in_len],
+                                &b[first * out_len..last * out_len],
+                            );
+                            let Scratch {
+                                col, nhwc, pixels, ..
+                            } = &mut *s;
                             match pass {
                                 Pass::Conv => {
                                     // gᵀ stacked [rows, c_out]; cols = gᵀ · W, folded per image.
-                                    s.pixels.resize(rows * g.c_out, 0.0);
-                                    for (gy, gt) in b[first * out_len..last * out_len]
-                                        .chunks_exact(out_len)
-                                        .zip(s.pixels.chunks_exact_mut(p * g.c_out))
+                                    let gt = pixel_rows(b, b_order, (g.c_out, p), pixels);
+                                    let gt = checked(MatRef::row_major(gt, rows, g.c_out));
+                                    col.resize(rows * k, 0.0);
+                                    checked(gemm_serial(&mut col[..rows * k], false, gt, wm));
+                                    for (dx, col) in
+                                        dx.chunks_exact_mut(in_len).zip(col.chunks_exact(p * k))
                                     {
-                                        transpose(gy, gt, g.c_out, p);
-                                    }
-                                    let gt = checked(MatRef::row_major(
-                                        &s.pixels[..rows * g.c_out],
-                                        rows,
-                                        g.c_out,
-                                    ));
-                                    s.col.resize(rows * k, 0.0);
-                                    checked(gemm_serial(&mut s.col[..rows * k], false, gt, wm));
-                                    for (n, dx) in dx.chunks_exact_mut(in_len).enumerate() {
-                                        s.fold_pixels(g, None, n);
-                                        let plane = (g.h * g.w, g.c_in);
-                                        write_planes(
-                                            dx,
-                                            &s.nhwc,
-                                            plane,
-                                            None,
-                                            false,
-                                            &mut s.planes,
-                                        );
+                                        fold_image_pixels(g, col, init_pixels(dx, None));
                                     }
                                     // ∂W += (gᵀ)ᵀ · unfold(x).
-                                    s.unfold_pixels(g, &a[first * in_len..last * in_len]);
-                                    let gt = checked(MatRef::row_major(
-                                        &s.pixels[..rows * g.c_out],
-                                        rows,
-                                        g.c_out,
-                                    ));
-                                    let col =
-                                        checked(MatRef::row_major(&s.col[..rows * k], rows, k));
+                                    let col = unfold_pixels(g, a, a_order, nhwc, col);
+                                    let col = checked(MatRef::row_major(col, rows, k));
                                     checked(gemm_serial(&mut dw, true, gt.t(), col));
                                 }
                                 Pass::ConvTranspose => {
-                                    // unfold(g) [rows, k]; ∂x = unfold(g) · Wᵀ, written per image.
-                                    s.unfold_pixels(g, &a[first * in_len..last * in_len]);
-                                    let col =
-                                        checked(MatRef::row_major(&s.col[..rows * k], rows, k));
-                                    s.pixels.resize(rows * g.c_out, 0.0);
-                                    checked(gemm_serial(
-                                        &mut s.pixels[..rows * g.c_out],
-                                        false,
-                                        col,
-                                        w_tm,
-                                    ));
-                                    for (dx, px) in dx
-                                        .chunks_exact_mut(out_len)
-                                        .zip(s.pixels.chunks_exact(p * g.c_out))
-                                    {
-                                        write_planes(
-                                            dx,
-                                            px,
-                                            (p, g.c_out),
-                                            None,
-                                            false,
-                                            &mut s.planes,
-                                        );
-                                    }
-                                    // ∂W += (xᵀ)ᵀ · unfold(g), x transposed pixel by pixel.
-                                    for (x, xt) in b[first * out_len..last * out_len]
-                                        .chunks_exact(out_len)
-                                        .zip(s.pixels.chunks_exact_mut(p * g.c_out))
-                                    {
-                                        transpose(x, xt, g.c_out, p);
-                                    }
-                                    let xt = checked(MatRef::row_major(
-                                        &s.pixels[..rows * g.c_out],
-                                        rows,
-                                        g.c_out,
-                                    ));
+                                    // unfold(g) [rows, k]; ∂x = unfold(g) · Wᵀ, pixel by pixel.
+                                    let col = unfold_pixels(g, a, a_order, nhwc, col);
+                                    let col = checked(MatRef::row_major(col, rows, k));
+                                    let dx = fill_uninit(dx, 0.0);
+                                    checked(gemm_serial(dx, false, col, w_tm));
+                                    // ∂W += (xᵀ)ᵀ · unfold(g), x pixel by pixel.
+                                    let xt = pixel_rows(b, b_order, (g.c_out, p), pixels);
+                                    let xt = checked(MatRef::row_major(xt, rows, g.c_out));
                                     checked(gemm_serial(&mut dw, true, xt.t(), col));
                                 }
                             }
@@ -1068,22 +1095,33 @@ fn both_grads(g: &Geometry, pass: Pass, a: &[f32], b: &[f32], w: &[f32]) -> (Vec
         })
     }
     .unwrap_or_else(|e| match e {});
-    let mut parts = partials.into_iter();
-    let mut dw = parts.next().unwrap_or_else(|| vec![0.0; g.c_out * k]);
-    for part in parts {
-        dw.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
-    }
-    (dx, from_pixel_order(g, &dw))
+    (
+        dx,
+        from_pixel_order(g, &sum_in_order(partials, g.c_out * k)),
+    )
 }
 
-/// Sum of each channel's plane over a batch: `t: [batch, channels, plane]` → `[channels]`.
-fn channel_sums(t: &[f32], channels: usize, plane: usize) -> Vec<f32> {
+/// Sum of each channel's values over a batch: `t: [batch, channels, plane]` in `order` →
+/// `[channels]`.
+fn channel_sums(t: &[f32], order: Order, channels: usize, plane: usize) -> Vec<f32> {
     let batch = t.len() / (channels * plane);
     grouped_sum(batch, channels, |images, sums, _| {
+        let mut image_sums = vec![0.0f32; channels];
         for b in images {
             let image = &t[b * channels * plane..][..channels * plane];
-            for (s, plane) in sums.iter_mut().zip(image.chunks_exact(plane)) {
-                *s += lane_sum(plane);
+            match order {
+                Order::Planes => {
+                    for (s, plane) in sums.iter_mut().zip(image.chunks_exact(plane)) {
+                        *s += lane_sum(plane);
+                    }
+                }
+                Order::Pixels => {
+                    image_sums.fill(0.0);
+                    for px in image.chunks_exact(channels) {
+                        image_sums.iter_mut().zip(px).for_each(|(s, v)| *s += v);
+                    }
+                    sums.iter_mut().zip(&image_sums).for_each(|(s, v)| *s += v);
+                }
             }
         }
     })
@@ -1184,14 +1222,14 @@ fn check(g: &Geometry, x: &FlexTensor, x_image: [usize; 3], w: &FlexTensor, b: &
     );
 }
 
-/// Convolution forward on host tensors.
+/// Convolution forward on host tensors (the output channels-last).
 fn run_conv(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geometry, relu: bool) -> FlexTensor {
     check(&g, x, [g.c_in, g.h, g.w], w, b);
     assert_eq!(b.layout().shape()[0], g.c_out, "fused conv: bias size");
     let batch = x.layout().shape()[0];
-    let (xs, ws, bs) = (contiguous(x), contiguous(w), contiguous(b));
-    let y = forward(&g, &xs, &ws, Some(&bs), relu);
-    tensor(y, [batch, g.c_out, g.oh, g.ow])
+    let ((xs, order), ws, bs) = (activation(x), contiguous(w), contiguous(b));
+    let y = forward(&g, &xs, order, &ws, Some(&bs), relu);
+    activation_tensor(y, [batch, g.c_out, g.oh, g.ow], Order::Pixels)
 }
 
 /// Transposed convolution forward on host tensors.
@@ -1209,9 +1247,9 @@ fn run_conv_transpose(
         "fused conv transpose: bias size"
     );
     let batch = x.layout().shape()[0];
-    let (xs, ws, bs) = (contiguous(x), contiguous(w), contiguous(b));
-    let y = adjoint(&g, &xs, &ws, Some(&bs), relu);
-    tensor(y, [batch, g.c_in, g.h, g.w])
+    let ((xs, order), ws, bs) = (activation(x), contiguous(w), contiguous(b));
+    let (y, order) = adjoint(&g, &xs, order, &ws, Some(&bs), relu);
+    activation_tensor(y, [batch, g.c_in, g.h, g.w], order)
 }
 
 impl ConvOps for Flex {
@@ -1237,20 +1275,22 @@ impl ConvOps for Flex {
 }
 
 /// The upstream gradient, masked by the ReLU's output when there was one: in place when
-/// this op owns the gradient's whole, contiguous buffer (the usual case), else into a copy.
+/// this op owns the gradient's whole buffer and it lies in the output's order (the usual
+/// case), else into a new NCHW tensor.
 fn upstream(mut grad: FlexTensor, y: Option<FlexTensor>) -> FlexTensor {
     let Some(y) = y else { return grad };
-    let ys = contiguous(&y);
     let n = grad.layout().shape().num_elements();
-    let contiguous_whole = grad.as_slice::<f32>().is_some_and(|s| s.len() == n);
-    if contiguous_whole
+    let whole = |t: &FlexTensor| t.layout().start_offset() == 0 && t.storage::<f32>().len() == n;
+    let order = order_of(&grad);
+    if order.is_some()
+        && order == order_of(&y)
+        && whole(&y)
+        && whole(&grad)
         && let Some(gs) = grad.try_storage_mut::<f32>()
-        && gs.len() == n
-        && ys.len() == n
     {
         const CHUNK: usize = 16 * 1024;
         gs.par_chunks_mut(CHUNK)
-            .zip(ys.par_chunks(CHUNK))
+            .zip(y.storage::<f32>().par_chunks(CHUNK))
             .for_each(|(g, y)| {
                 for (g, &y) in g.iter_mut().zip(y) {
                     *g = if y > 0.0 { *g } else { 0.0 };
@@ -1259,7 +1299,7 @@ fn upstream(mut grad: FlexTensor, y: Option<FlexTensor>) -> FlexTensor {
         return grad;
     }
     let shape = grad.layout().shape().to_vec();
-    let masked = relu_mask(&contiguous(&grad), &ys);
+    let masked = relu_mask(&contiguous(&grad), &contiguous(&y));
     FlexTensor::from_data(burn::tensor::TensorData::new(masked, shape))
 }
 
@@ -1277,24 +1317,27 @@ impl Backward<Flex, 3> for ConvBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let batch = grad.layout().shape()[0];
         let grad = upstream(grad, y);
-        let gy = contiguous(&grad);
+        let (gy, go) = activation(&grad);
+        let x_shape = [batch, g.c_in, g.h, g.w];
         let fused = node_x.is_some() && node_w.is_some() && g.layout() == Layout::Pixels;
         if let (true, Some(nx), Some(nw), Some(w), Some(x)) = (fused, &node_x, &node_w, &w, &x) {
-            let (dx, dw) = both_grads(&g, Pass::Conv, &contiguous(x), &gy, &contiguous(w));
-            grads.register::<Flex>(nx.id, tensor(dx, [batch, g.c_in, g.h, g.w]));
+            let (xs, xo) = activation(x);
+            let (dx, dw) = both_grads(&g, Pass::Conv, (&xs, xo), (&gy, go), &contiguous(w));
+            grads.register::<Flex>(nx.id, activation_tensor(dx, x_shape, Order::Pixels));
             grads.register::<Flex>(nw.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
         } else if let (Some(node), Some(w)) = (node_x, w) {
-            let dx = adjoint(&g, &gy, &contiguous(&w), None, false);
-            grads.register::<Flex>(node.id, tensor(dx, [batch, g.c_in, g.h, g.w]));
+            let (dx, order) = adjoint(&g, &gy, go, &contiguous(&w), None, false);
+            grads.register::<Flex>(node.id, activation_tensor(dx, x_shape, order));
         }
         if let (Some(node), Some(x)) = (node_w, x)
             && !fused
         {
-            let dw = weight_grad(&g, &contiguous(&x), &gy);
+            let (xs, xo) = activation(&x);
+            let dw = weight_grad(&g, (&xs, xo), (&gy, go));
             grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
         }
         if let Some(node) = node_b {
-            let db = channel_sums(&gy, g.c_out, g.p());
+            let db = channel_sums(&gy, go, g.c_out, g.p());
             grads.register::<Flex>(node.id, tensor(db, [g.c_out]));
         }
     }
@@ -1316,24 +1359,28 @@ impl Backward<Flex, 3> for ConvTransposeBackward {
         let batch = grad.layout().shape()[0];
         // The upstream gradient has the convolution's input shape, x its output shape.
         let grad = upstream(grad, y);
-        let gy = contiguous(&grad);
+        let (gy, go) = activation(&grad);
+        let x_shape = [batch, g.c_out, g.oh, g.ow];
         let fused = node_x.is_some() && node_w.is_some() && g.layout() == Layout::Pixels;
         if let (true, Some(nx), Some(nw), Some(w), Some(x)) = (fused, &node_x, &node_w, &w, &x) {
-            let (dx, dw) = both_grads(&g, Pass::ConvTranspose, &gy, &contiguous(x), &contiguous(w));
-            grads.register::<Flex>(nx.id, tensor(dx, [batch, g.c_out, g.oh, g.ow]));
+            let (xs, xo) = activation(x);
+            let pass = Pass::ConvTranspose;
+            let (dx, dw) = both_grads(&g, pass, (&gy, go), (&xs, xo), &contiguous(w));
+            grads.register::<Flex>(nx.id, activation_tensor(dx, x_shape, Order::Pixels));
             grads.register::<Flex>(nw.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
         } else if let (Some(node), Some(w)) = (node_x, w) {
-            let dx = forward(&g, &gy, &contiguous(&w), None, false);
-            grads.register::<Flex>(node.id, tensor(dx, [batch, g.c_out, g.oh, g.ow]));
+            let dx = forward(&g, &gy, go, &contiguous(&w), None, false);
+            grads.register::<Flex>(node.id, activation_tensor(dx, x_shape, Order::Pixels));
         }
         if let (Some(node), Some(x)) = (node_w, x)
             && !fused
         {
-            let dw = weight_grad(&g, &gy, &contiguous(&x));
+            let (xs, xo) = activation(&x);
+            let dw = weight_grad(&g, (&gy, go), (&xs, xo));
             grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
         }
         if let Some(node) = node_b {
-            let db = channel_sums(&gy, g.c_in, g.h * g.w);
+            let db = channel_sums(&gy, go, g.c_in, g.h * g.w);
             grads.register::<Flex>(node.id, tensor(db, [g.c_in]));
         }
     }
@@ -1423,6 +1470,88 @@ mod tests {
         a.iter().zip(b).map(|(&a, &b)| a as f64 * b as f64).sum()
     }
 
+    /// Images `[channels, plane]` in planes → channels-last.
+    fn pixels_of(v: &[f32], channels: usize, plane: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; v.len()];
+        for (src, dst) in v
+            .chunks_exact(channels * plane)
+            .zip(out.chunks_exact_mut(channels * plane))
+        {
+            transpose(src, dst, channels, plane);
+        }
+        out
+    }
+
+    /// Images `[channels, plane]` channels-last → planes.
+    fn planes_of(v: &[f32], channels: usize, plane: usize) -> Vec<f32> {
+        in_planes(v, Order::Pixels, channels, plane).into_owned()
+    }
+
+    /// [`forward`] of planes, its output as planes.
+    fn fwd(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+        planes_of(&forward(g, x, Order::Planes, w, bias, relu), g.c_out, g.p())
+    }
+
+    /// [`adjoint`] of planes, its output as planes.
+    fn adj(g: &Geometry, v: &[f32], w: &[f32]) -> Vec<f32> {
+        let (x, order) = adjoint(g, v, Order::Planes, w, None, false);
+        in_planes(&x, order, g.c_in, g.h * g.w).into_owned()
+    }
+
+    /// Every kernel gives the same results for inputs channels-last as for planes.
+    #[test]
+    fn inputs_in_either_order_give_the_same_results() {
+        for (n, g) in geometries().iter().enumerate() {
+            let batch = 3;
+            let (plane, p) = (g.h * g.w, g.p());
+            let x = data(batch * g.in_len(), 31 + n as u32);
+            let w = data(g.c_out * g.k(), 37 + n as u32);
+            let v = data(batch * g.out_len(), 41 + n as u32);
+            let (xp, vp) = (pixels_of(&x, g.c_in, plane), pixels_of(&v, g.c_out, p));
+            let (xs, vs) = ((&x[..], Order::Planes), (&v[..], Order::Planes));
+            let (xps, vps) = ((&xp[..], Order::Pixels), (&vp[..], Order::Pixels));
+            let same = |a: &[f32], b: &[f32], what: &str| {
+                assert_eq!(a.len(), b.len());
+                for (i, (&a, &b)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "{g:?} {what} {i}: {a} vs {b}"
+                    );
+                }
+            };
+            let y = forward(g, &x, Order::Planes, &w, None, true);
+            same(
+                &forward(g, &xp, Order::Pixels, &w, None, true),
+                &y,
+                "forward",
+            );
+            let (gx, order) = adjoint(g, &v, Order::Planes, &w, None, false);
+            let (gxp, order_p) = adjoint(g, &vp, Order::Pixels, &w, None, false);
+            assert_eq!(order, order_p);
+            same(&gxp, &gx, "adjoint");
+            let dw = weight_grad(g, xs, vs);
+            same(&weight_grad(g, xps, vs), &dw, "∂W, x channels-last");
+            same(&weight_grad(g, xs, vps), &dw, "∂W, g channels-last");
+            same(&weight_grad(g, xps, vps), &dw, "∂W, both channels-last");
+            let sums = channel_sums(&v, Order::Planes, g.c_out, p);
+            same(
+                &channel_sums(&vp, Order::Pixels, g.c_out, p),
+                &sums,
+                "bias ∂",
+            );
+            if g.layout() == Layout::Pixels {
+                for pass in [Pass::Conv, Pass::ConvTranspose] {
+                    let (dx, dw) = both_grads(g, pass, xs, vs, &w);
+                    for (a, b) in [(xps, vs), (xs, vps), (xps, vps)] {
+                        let (dx2, dw2) = both_grads(g, pass, a, b, &w);
+                        same(&dx2, &dx, "fused ∂x");
+                        same(&dw2, &dw, "fused ∂W");
+                    }
+                }
+            }
+        }
+    }
+
     /// Geometries the models use (4×4 stride 2 padding 1, 1×1) and odd ones (asymmetric
     /// stride, padding larger than a tap reaches, a kernel as wide as the padded input), in
     /// each of the three layouts.
@@ -1457,28 +1586,28 @@ mod tests {
             let x = data(batch * g.in_len(), 1 + n as u32);
             let w = data(g.c_out * g.k(), 7 + n as u32);
             let v = data(batch * g.out_len(), 13 + n as u32);
-            let y = forward(g, &x, &w, None, false);
+            let y = fwd(g, &x, &w, None, false);
             close(&y, &naive_forward(g, &x, &w), &format!("{g:?} forward"));
             let lhs = dot(&y, &v);
-            let adj = adjoint(g, &v, &w, None, false);
+            let adj = adj(g, &v, &w);
             let rhs = dot(&x, &adj);
             assert!(
                 (lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()),
                 "{g:?}: adjoint {lhs} vs {rhs}"
             );
-            let dw = weight_grad(g, &x, &v);
+            let dw = weight_grad(g, (&x, Order::Planes), (&v, Order::Planes));
             let rhs = dot(&w, &dw);
             assert!(
                 (lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()),
                 "{g:?}: ∂W {lhs} vs {rhs}"
             );
             let bias = data(g.c_out, 99);
-            let yb = forward(g, &x, &w, Some(&bias), true);
+            let yb = fwd(g, &x, &w, Some(&bias), true);
             for (i, (&a, &b)) in yb.iter().zip(&y).enumerate() {
                 let c = (i / g.p()) % g.c_out;
                 assert!((a - (b + bias[c]).max(0.0)).abs() < 1e-5, "{g:?} bias+relu");
             }
-            let sums = channel_sums(&v, g.c_out, g.p());
+            let sums = channel_sums(&v, Order::Planes, g.c_out, g.p());
             let want: f64 = v.iter().map(|&a| a as f64).sum();
             assert!((sums.iter().map(|&s| s as f64).sum::<f64>() - want).abs() < 1e-3);
         }
@@ -1507,11 +1636,13 @@ mod tests {
                 .build()
                 .unwrap();
             pool.install(|| {
+                let vp = pixels_of(&v, g.c_out, g.p());
                 (
-                    forward(&g, &x, &w, None, true),
-                    adjoint(&g, &v, &w, None, false),
-                    weight_grad(&g, &x, &v),
-                    channel_sums(&v, g.c_out, g.p()),
+                    forward(&g, &x, Order::Planes, &w, None, true),
+                    adjoint(&g, &v, Order::Planes, &w, None, false),
+                    weight_grad(&g, (&x, Order::Planes), (&v, Order::Planes)),
+                    channel_sums(&v, Order::Planes, g.c_out, g.p()),
+                    channel_sums(&vp, Order::Pixels, g.c_out, g.p()),
                 )
             })
         };
@@ -1558,14 +1689,21 @@ mod tests {
                 );
             }
         };
-        let (dx, dw) = both_grads(&g, Pass::Conv, &x, &v, &w);
-        near(&dx, &adjoint(&g, &v, &w, None, false), "conv ∂x");
-        near(&dw, &weight_grad(&g, &x, &v), "conv ∂W");
+        let (xs, vs) = ((&x[..], Order::Planes), (&v[..], Order::Planes));
+        let (dx, dw) = both_grads(&g, Pass::Conv, xs, vs, &w);
+        let in_planes = |t: &[f32]| planes_of(t, g.c_in, g.h * g.w);
+        near(&in_planes(&dx), &adj(&g, &v, &w), "conv ∂x");
+        near(&dw, &weight_grad(&g, xs, vs), "conv ∂W");
         // The transposed convolution: upstream gradient on the input side, its input on the
         // output side.
-        let (dx, dw) = both_grads(&g, Pass::ConvTranspose, &x, &v, &w);
-        near(&dx, &forward(&g, &x, &w, None, false), "conv-transpose ∂x");
-        near(&dw, &weight_grad(&g, &x, &v), "conv-transpose ∂W");
+        let (dx, dw) = both_grads(&g, Pass::ConvTranspose, xs, vs, &w);
+        let out_planes = planes_of(&dx, g.c_out, g.p());
+        near(
+            &out_planes,
+            &fwd(&g, &x, &w, None, false),
+            "conv-transpose ∂x",
+        );
+        near(&dw, &weight_grad(&g, xs, vs), "conv-transpose ∂W");
     }
 
     /// Shapes that do not fit give no geometry.
