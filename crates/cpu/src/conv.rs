@@ -37,7 +37,9 @@
 //! [`Geometry`] exists for the layer (no groups, no dilation, explicit padding), Burn's
 //! `Conv2d`/`ConvTranspose2d` otherwise; `ae-core`'s tests compare both paths on values and
 //! gradients.
-use crate::host::{LayerState, contiguous, fill_uninit, filled, is_flex_f32, record_layer, tensor};
+use crate::host::{
+    LayerState, contiguous, fill_rows, fill_uninit, filled, is_flex_f32, record_layer, tensor,
+};
 use crate::linear::{MatRef, checked, gemm_serial};
 use burn::backend::autodiff::{
     Autodiff,
@@ -239,15 +241,26 @@ impl Geometry {
         }
     }
 
-    /// Images multiplied in one `gemm` product: with `Layout::Pixels`, the unfolded images are
-    /// stacked (`[images·oh·ow, kh·kw·c_in]`) up to about 256 rows, so that small feature
-    /// maps make products of a useful size while the unfolded block stays in the core's L2
-    /// cache (256 rows: 9 % less conv time on the conv β-VAE than 512, 4 % less than 128;
-    /// BENCHMARKS.md); one image otherwise.
+    /// Images multiplied in one `gemm` product: with `Layout::Pixels` (and a 1 × 1 layer
+    /// whose input is channels-last), the unfolded images are stacked (`[images·oh·ow,
+    /// kh·kw·c_in]`) up to about 256 rows, so that small feature maps make products of a
+    /// useful size while the unfolded block stays in the core's L2 cache (256 rows: 9 % less
+    /// conv time on the conv β-VAE than 512, 4 % less than 128; BENCHMARKS.md); one image
+    /// otherwise.
     fn images_per_product(&self) -> usize {
         match self.layout() {
-            Layout::Pixels => (256 / self.p()).clamp(1, 16),
-            _ => 1,
+            Layout::Pixels | Layout::Pointwise => (256 / self.p()).clamp(1, 16),
+            Layout::Rows => 1,
+        }
+    }
+
+    /// Whether the products run over stacked channels-last images for an input in `order`:
+    /// always for `Layout::Pixels`, for a 1 × 1 layer when its input is channels-last.
+    fn stacked(&self, order: Order) -> bool {
+        match self.layout() {
+            Layout::Pixels => true,
+            Layout::Pointwise => order == Order::Pixels,
+            Layout::Rows => false,
         }
     }
 
@@ -713,13 +726,10 @@ fn init_planes<'a>(
 /// Images of a new channels-last output `[images·plane, channels]`, every pixel set to the
 /// bias (or zero): returned initialised.
 fn init_pixels<'a>(dst: &'a mut [MaybeUninit<f32>], bias: Option<&[f32]>) -> &'a mut [f32] {
-    let dst = fill_uninit(dst, 0.0);
-    if let Some(bias) = bias {
-        for px in dst.chunks_exact_mut(bias.len()) {
-            px.copy_from_slice(bias);
-        }
+    match bias {
+        Some(bias) => fill_rows(dst, bias),
+        None => fill_uninit(dst, 0.0),
     }
-    dst
 }
 
 /// A new output of `images` images of `out_image` elements, written in parallel by `write`
@@ -774,19 +784,24 @@ fn forward(
     let batch = x.len() / g.in_len();
     let w_t = transposed(&weight_in(g, w), g.c_out, k);
     let w_t = checked(MatRef::row_major(&w_t, k, g.c_out));
-    // Layout::Pixels unfolds either order; the others read planes.
-    let x = match layout {
-        Layout::Pixels => Cow::Borrowed(x),
-        _ => in_planes(x, order, g.c_in, g.h * g.w),
+    // Stacked products read either order (a 1 × 1 layer's channels-last input is its own
+    // unfolding); the others read planes.
+    let stacked = g.stacked(order);
+    let x = match stacked {
+        true => Cow::Borrowed(x),
+        false => in_planes(x, order, g.c_in, g.h * g.w),
     };
     let sizes = (g.out_len(), g.in_len());
     new_output(batch, sizes, g.images_per_product(), &x, |scratch, y, x| {
         let y = init_pixels(y, bias);
-        if layout == Layout::Pixels {
+        if stacked {
             // The chunk's images stacked: [images·p, k] · [k, c_out].
             let rows = x.len() / g.in_len() * p;
             let Scratch { col, nhwc, .. } = scratch;
-            let col = unfold_pixels(g, x, order, nhwc, col);
+            let col = match layout {
+                Layout::Pointwise => x,
+                _ => unfold_pixels(g, x, order, nhwc, col),
+            };
             let col = checked(MatRef::row_major(col, rows, k));
             checked(gemm_serial(y, true, col, w_t));
         } else {
@@ -810,8 +825,9 @@ fn forward(
 
 /// The adjoint of the convolution over a batch, `x_b = fold(Wᵀ · g_b) (+ bias)`, then ReLU
 /// if asked; `gy: [batch, c_out, oh, ow]` in `order`, `bias: [c_in]`. Returns
-/// `[batch, c_in, h, w]` and its order: channels-last for `Layout::Pixels` (folded pixel by
-/// pixel), planes otherwise.
+/// `[batch, c_in, h, w]` and its order: channels-last for stacked products
+/// ([`Geometry::stacked`]: folded, or for a 1 × 1 layer written, pixel by pixel), planes
+/// otherwise.
 fn adjoint(
     g: &Geometry,
     gy: &[f32],
@@ -825,17 +841,28 @@ fn adjoint(
     let (layout, w) = (g.layout(), weight_in(g, w));
     let wm = checked(MatRef::row_major(&w, g.c_out, k));
     let sizes = (g.in_len(), g.out_len());
+    let stacked = g.stacked(order);
     let x = new_output(
         batch,
         sizes,
         g.images_per_product(),
         gy,
         |scratch, x, gy| {
-            if layout == Layout::Pixels {
-                // cols [images·p, k] = [g_bᵀ stacked] · W, folded channels-last per image.
+            if stacked {
+                // cols [images·p, k] = [g_bᵀ stacked] · W, folded channels-last per image (for
+                // a 1 × 1 layer, the cols are the images).
                 let rows = gy.len() / g.out_len() * p;
                 let Scratch { col, pixels, .. } = scratch;
                 let gt = pixel_rows(gy, order, (g.c_out, p), pixels);
+                if layout == Layout::Pointwise {
+                    let x = init_pixels(x, bias);
+                    let gt = checked(MatRef::row_major(gt, rows, g.c_out));
+                    checked(gemm_serial(x, true, gt, wm));
+                    if relu {
+                        relu_in_place(x);
+                    }
+                    return;
+                }
                 col.resize(rows * k, 0.0);
                 checked(gemm_serial(
                     &mut col[..rows * k],
@@ -871,9 +898,9 @@ fn adjoint(
             }
         },
     );
-    let order = match layout {
-        Layout::Pixels => Order::Pixels,
-        _ => Order::Planes,
+    let order = match stacked {
+        true => Order::Pixels,
+        false => Order::Planes,
     };
     (x, order)
 }
@@ -933,27 +960,33 @@ fn weight_grad(
     let batch = x.len() / in_len;
     let layout = g.layout();
     let per_product = g.images_per_product();
-    let x = match layout {
-        Layout::Pixels => Cow::Borrowed(x),
-        _ => in_planes(x, x_order, g.c_in, g.h * g.w),
+    let stacked = g.stacked(x_order);
+    let x = match stacked {
+        true => Cow::Borrowed(x),
+        false => in_planes(x, x_order, g.c_in, g.h * g.w),
     };
     let dw = grouped_sum(batch, g.c_out * k, |images, dw, scratch| {
-        if layout == Layout::Pixels {
-            // ∂W += [g_bᵀ stacked]ᵀ · [unfold(x_b) stacked], a few images per product.
+        if stacked {
+            // ∂Wᵀ += [unfold(x_b) stacked]ᵀ · [g_bᵀ stacked], a few images per product
+            // (∂Wᵀ, `[k, c_out]`, so that gemm's 6-column panels run along k, not c_out).
             for start in images.clone().step_by(per_product) {
                 let end = (start + per_product).min(images.end);
                 let rows = (end - start) * p;
                 let Scratch {
                     col, nhwc, pixels, ..
                 } = &mut *scratch;
-                let col = unfold_pixels(g, &x[start * in_len..end * in_len], x_order, nhwc, col);
+                let x = &x[start * in_len..end * in_len];
+                let col = match layout {
+                    Layout::Pointwise => x,
+                    _ => unfold_pixels(g, x, x_order, nhwc, col),
+                };
                 let gy = &gy[start * out_len..end * out_len];
                 let gt = pixel_rows(gy, gy_order, (g.c_out, p), pixels);
                 checked(gemm_serial(
                     dw,
                     true,
-                    checked(MatRef::row_major(gt, rows, g.c_out)).t(),
-                    checked(MatRef::row_major(col, rows, k)),
+                    checked(MatRef::row_major(col, rows, k)).t(),
+                    checked(MatRef::row_major(gt, rows, g.c_out)),
                 ));
             }
             return;
@@ -968,6 +1001,10 @@ fn weight_grad(
             checked(gemm_serial(dw, true, gm, unfolded_t));
         }
     });
+    let dw = match stacked {
+        true => transposed(&dw, k, g.c_out),
+        false => dw,
+    };
     match layout {
         Layout::Pixels => from_pixel_order(g, &dw),
         _ => dw,
@@ -1006,8 +1043,8 @@ enum Pass {
 ///   `∂x = unfold(g) · Wᵀ` and `∂W += xᵀᵀ · unfold(g)`.
 ///
 /// `a` and `b` come in either order. Returns (∂ of `b` for `ConvTranspose` or of `a` for
-/// `Conv`, channels-last; ∂W `[c_out, c_in·kh·kw]`). The weight gradient is summed over the
-/// same fixed groups as [`grouped_sum`]'s.
+/// `Conv`, channels-last; ∂W `[c_out, c_in·kh·kw]`). The weight gradient is summed (as ∂Wᵀ,
+/// like [`weight_grad`]'s) over the same fixed groups as [`grouped_sum`]'s.
 fn both_grads(
     g: &Geometry,
     pass: Pass,
@@ -1069,10 +1106,10 @@ fn both_grads(
                                     {
                                         fold_image_pixels(g, col, init_pixels(dx, None));
                                     }
-                                    // ∂W += (gᵀ)ᵀ · unfold(x).
+                                    // ∂Wᵀ += unfold(x)ᵀ · gᵀ.
                                     let col = unfold_pixels(g, a, a_order, nhwc, col);
                                     let col = checked(MatRef::row_major(col, rows, k));
-                                    checked(gemm_serial(&mut dw, true, gt.t(), col));
+                                    checked(gemm_serial(&mut dw, true, col.t(), gt));
                                 }
                                 Pass::ConvTranspose => {
                                     // unfold(g) [rows, k]; ∂x = unfold(g) · Wᵀ, pixel by pixel.
@@ -1080,10 +1117,10 @@ fn both_grads(
                                     let col = checked(MatRef::row_major(col, rows, k));
                                     let dx = fill_uninit(dx, 0.0);
                                     checked(gemm_serial(dx, false, col, w_tm));
-                                    // ∂W += (xᵀ)ᵀ · unfold(g), x pixel by pixel.
+                                    // ∂Wᵀ += unfold(g)ᵀ · xᵀ, x pixel by pixel.
                                     let xt = pixel_rows(b, b_order, (g.c_out, p), pixels);
                                     let xt = checked(MatRef::row_major(xt, rows, g.c_out));
-                                    checked(gemm_serial(&mut dw, true, xt.t(), col));
+                                    checked(gemm_serial(&mut dw, true, col.t(), xt));
                                 }
                             }
                         }
@@ -1095,10 +1132,8 @@ fn both_grads(
         })
     }
     .unwrap_or_else(|e| match e {});
-    (
-        dx,
-        from_pixel_order(g, &sum_in_order(partials, g.c_out * k)),
-    )
+    let dw_t = sum_in_order(partials, g.c_out * k);
+    (dx, from_pixel_order(g, &transposed(&dw_t, k, g.c_out)))
 }
 
 /// Sum of each channel's values over a batch: `t: [batch, channels, plane]` in `order` →
@@ -1527,8 +1562,8 @@ mod tests {
             );
             let (gx, order) = adjoint(g, &v, Order::Planes, &w, None, false);
             let (gxp, order_p) = adjoint(g, &vp, Order::Pixels, &w, None, false);
-            assert_eq!(order, order_p);
-            same(&gxp, &gx, "adjoint");
+            let as_planes = |v: &[f32], order| in_planes(v, order, g.c_in, plane).into_owned();
+            same(&as_planes(&gxp, order_p), &as_planes(&gx, order), "adjoint");
             let dw = weight_grad(g, xs, vs);
             same(&weight_grad(g, xps, vs), &dw, "∂W, x channels-last");
             same(&weight_grad(g, xs, vps), &dw, "∂W, g channels-last");

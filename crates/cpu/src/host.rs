@@ -54,6 +54,21 @@ pub fn fill_uninit(s: &mut [MaybeUninit<f32>], value: f32) -> &mut [f32] {
     write_from(s, std::iter::repeat(value))
 }
 
+/// Writes `row` into each consecutive run of `row.len()` elements of `dst` (a whole number
+/// of rows) and returns it as initialised `f32`s.
+pub fn fill_rows<'a>(dst: &'a mut [MaybeUninit<f32>], row: &[f32]) -> &'a mut [f32] {
+    assert!(
+        !row.is_empty() && dst.len().is_multiple_of(row.len()),
+        "whole rows"
+    );
+    for run in dst.chunks_exact_mut(row.len()) {
+        write_from(run, row.iter().copied());
+    }
+    // SAFETY: the runs cover `dst` (checked above), each written in full by `write_from`
+    // (which panics otherwise), and MaybeUninit<f32> has f32's layout.
+    unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// Writes the values of `values` into `dst` in order and returns it as initialised `f32`s;
 /// panics (before returning anything) if `values` runs out first.
 pub fn write_from(dst: &mut [MaybeUninit<f32>], values: impl Iterator<Item = f32>) -> &mut [f32] {
