@@ -45,7 +45,7 @@ def loss_fn(model, x):
     with torch.no_grad():  # nearest code: |z|² − 2 z·e + |e|²
         d2 = z.square().sum(1, keepdim=True) - 2 * z @ cb.t() + cb.square().sum(1)
         idx = d2.argmin(1)
-    zq = F.one_hot(idx, CODES).to(z.dtype) @ cb  # [M, D]; gradient reaches the codebook
+    zq = cb[idx]  # [M, D], a gather as in the Burn model; gradient reaches the codebook
     per_sample = lambda t: t.reshape(b, -1).mean(1)
     codebook_loss = per_sample((zq - z.detach()).square())
     commit_loss = per_sample((z - zq.detach()).square())

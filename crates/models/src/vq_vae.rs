@@ -274,8 +274,9 @@ impl Autoencoder for VqVae {
         let z = ze.clone().permute([0, 2, 3, 1]).reshape([b * positions, d]); // [M, D]
         let codebook = self.codebook();
         let idx = self.nearest(z.clone().detach(), codebook.clone().detach()); // [M]
-        let one_hot = crate::cvae::one_hot(idx.clone(), self.codebook_size); // [M, K]
-        let zq = one_hot.clone().matmul(codebook); // [M, D]; gradient reaches the codebook
+        // The chosen codes' rows (a gather, not a one-hot product: M·D instead of M·K·D
+        // multiply-adds each way); the gradient reaches the codebook by a scatter-add.
+        let zq = codebook.select(0, idx.clone()); // [M, D]
         let per_sample = |t: Tensor<2>| {
             t.reshape([b, positions * d])
                 .mean_dim(1)
@@ -286,6 +287,7 @@ impl Autoencoder for VqVae {
         if let Some(ema) = &self.ema
             && z.device().is_autodiff()
         {
+            let one_hot = crate::cvae::one_hot(idx.clone(), self.codebook_size); // [M, K]
             self.ema_update(ema, z.clone(), one_hot);
         }
         // Straight-through: the decoder sees z_q, the encoder gets the decoder's gradient.
