@@ -11,14 +11,20 @@
 //! operation splits its work over **images**, one thread per image at a time, with one
 //! scratch buffer per thread:
 //!
-//! - forward: `y_b = W · unfold(x_b)`, written by `gemm` straight into image `b` of the NCHW
-//!   output, which starts as the bias (so no zero-fill and no separate add); ReLU in place.
-//!   A 1×1 stride-1 unpadded convolution multiplies `x_b` itself (no unfold).
+//! - forward: `y_b = W · unfold(x_b)`, written by `gemm` pixel by pixel (`unfold(x_b)ᵀ · Wᵀ`)
+//!   straight into image `b` of the channels-last output, which starts as the bias (so no
+//!   zero-fill and no separate add); ReLU in place. A 1×1 stride-1 unpadded convolution
+//!   multiplies `x_b` itself (no unfold).
 //! - the adjoint (the input gradient of a convolution, and the forward pass of a transposed
-//!   convolution): `cols = Wᵀ · g_b`, folded back (col2im, a scatter-add) into image `b`.
+//!   convolution): `cols = Wᵀ · g_b`, folded back (col2im, a scatter-add) into image `b`,
+//!   channels-last for layers with many input channels.
 //! - weight gradient: `∂W = Σ_b g_b · unfold(x_b)ᵀ`, images accumulated by `gemm` into one
 //!   partial sum per fixed group of images, the partials added in order; bias gradient: the
 //!   sums of each channel's plane, grouped the same way.
+//!
+//! Outputs stay channels-last (`Order::Pixels`): Burn sees NCHW tensors with permuted
+//! strides, the next convolution reads them without a transpose, and every kernel reads its
+//! inputs in either order.
 //!
 //! A transposed convolution is the adjoint of the convolution that maps its output shape back
 //! to its input shape with the same kernel, stride and padding, and its weight
