@@ -531,6 +531,8 @@ struct Scratch {
     /// Images pixel by pixel, `[images·oh·ow, c_out]`, for `Layout::Pixels` when they came
     /// as planes.
     pixels: Vec<f32>,
+    /// Images of the upstream gradient masked by the ReLU's output ([`upstream_chunk`]).
+    grad: Vec<f32>,
 }
 
 impl Scratch {
@@ -955,13 +957,43 @@ fn sum_in_order(partials: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
     total
 }
 
-/// The weight gradient `∂W = Σ_b g_b · unfold(x_b)ᵀ`: `x: [batch, c_in, h, w]` in `x_order`,
-/// `gy: [batch, c_out, oh, ow]` in `gy_order`; returns `[c_out, c_in·kh·kw]`.
+/// The upstream gradient of a run of images as the products read it: masked by the ReLU's
+/// output `y` (the same images in the same order) into `buf` when there was a ReLU, else `g`
+/// itself; each channel's sum (the bias gradient's terms) is added to `sums`. Masking here,
+/// image by image, replaces two passes over the whole gradient (mask, then bias sums) by one
+/// read while the images are in cache.
+fn upstream_chunk<'a>(
+    g: &'a [f32],
+    y: Option<&[f32]>,
+    (order, channels, plane): (Order, usize, usize),
+    buf: &'a mut Vec<f32>,
+    sums: &mut [f32],
+) -> &'a [f32] {
+    let g = match y {
+        Some(y) => {
+            assert_eq!(y.len(), g.len(), "a ReLU output per gradient");
+            buf.resize(g.len(), 0.0);
+            for ((d, &g), &y) in buf.iter_mut().zip(g).zip(y) {
+                *d = if y > 0.0 { g } else { 0.0 };
+            }
+            &buf[..g.len()]
+        }
+        None => g,
+    };
+    add_channel_sums(g, order, (channels, plane), sums);
+    g
+}
+
+/// The weight gradient `∂W = Σ_b g_b · unfold(x_b)ᵀ` and the bias gradient `Σ_b Σ_pixels g_b`:
+/// `x: [batch, c_in, h, w]` in `x_order`, `gy: [batch, c_out, oh, ow]` in `gy_order`, masked
+/// by the ReLU's output `relu_y` (in `gy_order`) when there was one; returns
+/// (`[c_out, c_in·kh·kw]`, `[c_out]`).
 fn weight_grad(
     g: &Geometry,
     (x, x_order): (&[f32], Order),
     (gy, gy_order): (&[f32], Order),
-) -> Vec<f32> {
+    relu_y: Option<&[f32]>,
+) -> (Vec<f32>, Vec<f32>) {
     let (k, p, in_len, out_len) = (g.k(), g.p(), g.in_len(), g.out_len());
     let batch = x.len() / in_len;
     let layout = g.layout();
@@ -971,7 +1003,10 @@ fn weight_grad(
         true => Cow::Borrowed(x),
         false => in_planes(x, x_order, g.c_in, g.h * g.w),
     };
-    let dw = grouped_sum(batch, g.c_out * k, |images, dw, scratch| {
+    let ck = g.c_out * k;
+    let chunk = |range: std::ops::Range<usize>| (&gy[range.clone()], relu_y.map(|y| &y[range]));
+    let sums = grouped_sum(batch, ck + g.c_out, |images, partial, scratch| {
+        let (dw, db) = partial.split_at_mut(ck);
         if stacked {
             // ∂Wᵀ += [unfold(x_b) stacked]ᵀ · [g_bᵀ stacked], a few images per product
             // (∂Wᵀ, `[k, c_out]`, so that gemm's 6-column panels run along k, not c_out).
@@ -979,14 +1014,19 @@ fn weight_grad(
                 let end = (start + per_product).min(images.end);
                 let rows = (end - start) * p;
                 let Scratch {
-                    col, nhwc, pixels, ..
+                    col,
+                    nhwc,
+                    pixels,
+                    grad,
+                    ..
                 } = &mut *scratch;
                 let x = &x[start * in_len..end * in_len];
                 let col = match layout {
                     Layout::Pointwise => x,
                     _ => unfold_pixels(g, x, x_order, nhwc, col),
                 };
-                let gy = &gy[start * out_len..end * out_len];
+                let (gy, y) = chunk(start * out_len..end * out_len);
+                let gy = upstream_chunk(gy, y, (gy_order, g.c_out, p), grad, db);
                 let gt = pixel_rows(gy, gy_order, (g.c_out, p), pixels);
                 checked(gemm_serial(
                     dw,
@@ -997,24 +1037,30 @@ fn weight_grad(
             }
             return;
         }
+        let mut grad = std::mem::take(&mut scratch.grad);
         for b in images {
             let x = &x[b * in_len..][..in_len];
-            let gm = plane_matrix(&gy[b * out_len..][..out_len], gy_order, g.c_out, p);
+            let (gy, y) = chunk(b * out_len..(b + 1) * out_len);
+            let gy = upstream_chunk(gy, y, (gy_order, g.c_out, p), &mut grad, db);
+            let gm = plane_matrix(gy, gy_order, g.c_out, p);
             let unfolded_t = match layout {
                 Layout::Pointwise => checked(MatRef::row_major(x, k, p)).t(),
                 _ => checked(MatRef::row_major(scratch.unfold(g, x), k, p)).t(),
             };
             checked(gemm_serial(dw, true, gm, unfolded_t));
         }
+        scratch.grad = grad;
     });
+    let (dw, db) = sums.split_at(ck);
     let dw = match stacked {
-        true => transposed(&dw, k, g.c_out),
-        false => dw,
+        true => transposed(dw, k, g.c_out),
+        false => dw.to_vec(),
     };
-    match layout {
+    let dw = match layout {
         Layout::Pixels => from_pixel_order(g, &dw),
         _ => dw,
-    }
+    };
+    (dw, db.to_vec())
 }
 
 /// The sum of `v` in 8 interleaved partial sums (so that it vectorises), then those in order.
@@ -1048,16 +1094,19 @@ enum Pass {
 ///   = the layer's input, on its output side): the unfolded gradient feeds both
 ///   `∂x = unfold(g) · Wᵀ` and `∂W += xᵀᵀ · unfold(g)`.
 ///
-/// `a` and `b` come in either order. Returns (∂ of `b` for `ConvTranspose` or of `a` for
-/// `Conv`, channels-last; ∂W `[c_out, c_in·kh·kw]`). The weight gradient is summed (as ∂Wᵀ,
-/// like [`weight_grad`]'s) over the same fixed groups as [`grouped_sum`]'s.
+/// `a` and `b` come in either order; the upstream gradient is masked by the ReLU's output
+/// `relu_y` (in its order) when there was one. Returns (∂ of `b` for `ConvTranspose` or of `a`
+/// for `Conv`, channels-last; ∂W `[c_out, c_in·kh·kw]`; the bias gradient, the upstream
+/// gradient's channel sums). The weight and bias gradients are summed (∂W as ∂Wᵀ, like
+/// [`weight_grad`]'s) over the same fixed groups as [`grouped_sum`]'s.
 fn both_grads(
     g: &Geometry,
     pass: Pass,
     (a, a_order): (&[f32], Order),
     (b, b_order): (&[f32], Order),
     w: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
+    relu_y: Option<&[f32]>,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (k, p, in_len, out_len) = (g.k(), g.p(), g.in_len(), g.out_len());
     let batch = a.len() / in_len;
     assert_eq!(
@@ -1071,10 +1120,12 @@ fn both_grads(
         checked(MatRef::row_major(&wp, g.c_out, k)),
         checked(MatRef::row_major(&w_t, k, g.c_out)),
     );
-    let dx_image = match pass {
-        Pass::Conv => in_len,
-        Pass::ConvTranspose => out_len,
+    let (dx_image, bias_len) = match pass {
+        Pass::Conv => (in_len, g.c_out),
+        Pass::ConvTranspose => (out_len, g.c_in),
     };
+    let ck = g.c_out * k;
+    let masked = |range: std::ops::Range<usize>| relu_y.map(|y| &y[range]);
     let (per_group, per_product) = (batch.div_ceil(GROUPS).max(1), g.images_per_product());
     let mut partials = Vec::new();
     // SAFETY: every group writes each of its images' input gradient in full (`init_pixels`
@@ -1088,7 +1139,8 @@ fn both_grads(
                     with_scratch(|s| {
                         let start = group * per_group;
                         let end = (start + per_group).min(batch);
-                        let mut dw = vec![0.0f32; g.c_out * k];
+                        let mut partial = vec![0.0f32; ck + bias_len];
+                        let (dw, db) = partial.split_at_mut(ck);
                         for first in (start..end).step_by(per_product) {
                             let last = (first + per_product).min(end);
                             let rows = (last - first) * p;
@@ -1098,11 +1150,17 @@ fn both_grads(
                                 &b[first * out_len..last * out_len],
                             );
                             let Scratch {
-                                col, nhwc, pixels, ..
+                                col,
+                                nhwc,
+                                pixels,
+                                grad,
+                                ..
                             } = &mut *s;
                             match pass {
                                 Pass::Conv => {
                                     // gᵀ stacked [rows, c_out]; cols = gᵀ · W, folded per image.
+                                    let y = masked(first * out_len..last * out_len);
+                                    let b = upstream_chunk(b, y, (b_order, g.c_out, p), grad, db);
                                     let gt = pixel_rows(b, b_order, (g.c_out, p), pixels);
                                     let gt = checked(MatRef::row_major(gt, rows, g.c_out));
                                     col.resize(rows * k, 0.0);
@@ -1115,10 +1173,13 @@ fn both_grads(
                                     // ∂Wᵀ += unfold(x)ᵀ · gᵀ.
                                     let col = unfold_pixels(g, a, a_order, nhwc, col);
                                     let col = checked(MatRef::row_major(col, rows, k));
-                                    checked(gemm_serial(&mut dw, true, col.t(), gt));
+                                    checked(gemm_serial(dw, true, col.t(), gt));
                                 }
                                 Pass::ConvTranspose => {
                                     // unfold(g) [rows, k]; ∂x = unfold(g) · Wᵀ, pixel by pixel.
+                                    let y = masked(first * in_len..last * in_len);
+                                    let shape = (a_order, g.c_in, g.h * g.w);
+                                    let a = upstream_chunk(a, y, shape, grad, db);
                                     let col = unfold_pixels(g, a, a_order, nhwc, col);
                                     let col = checked(MatRef::row_major(col, rows, k));
                                     let dx = fill_uninit(dx, 0.0);
@@ -1126,11 +1187,11 @@ fn both_grads(
                                     // ∂Wᵀ += unfold(g)ᵀ · xᵀ, x pixel by pixel.
                                     let xt = pixel_rows(b, b_order, (g.c_out, p), pixels);
                                     let xt = checked(MatRef::row_major(xt, rows, g.c_out));
-                                    checked(gemm_serial(&mut dw, true, col.t(), xt));
+                                    checked(gemm_serial(dw, true, col.t(), xt));
                                 }
                             }
                         }
-                        dw
+                        partial
                     })
                 })
                 .collect();
@@ -1138,8 +1199,10 @@ fn both_grads(
         })
     }
     .unwrap_or_else(|e| match e {});
-    let dw_t = sum_in_order(partials, g.c_out * k);
-    (dx, from_pixel_order(g, &transposed(&dw_t, k, g.c_out)))
+    let sums = sum_in_order(partials, ck + bias_len);
+    let (dw_t, db) = sums.split_at(ck);
+    let dw = from_pixel_order(g, &transposed(dw_t, k, g.c_out));
+    (dx, dw, db.to_vec())
 }
 
 /// Sum of each channel's values over a batch: `t: [batch, channels, plane]` in `order` →
@@ -1147,25 +1210,32 @@ fn both_grads(
 fn channel_sums(t: &[f32], order: Order, channels: usize, plane: usize) -> Vec<f32> {
     let batch = t.len() / (channels * plane);
     grouped_sum(batch, channels, |images, sums, _| {
-        let mut image_sums = vec![0.0f32; channels];
-        for b in images {
-            let image = &t[b * channels * plane..][..channels * plane];
-            match order {
-                Order::Planes => {
-                    for (s, plane) in sums.iter_mut().zip(image.chunks_exact(plane)) {
-                        *s += lane_sum(plane);
-                    }
-                }
-                Order::Pixels => {
-                    image_sums.fill(0.0);
-                    for px in image.chunks_exact(channels) {
-                        image_sums.iter_mut().zip(px).for_each(|(s, v)| *s += v);
-                    }
-                    sums.iter_mut().zip(&image_sums).for_each(|(s, v)| *s += v);
+        let image = channels * plane;
+        let t = &t[images.start * image..images.end * image];
+        add_channel_sums(t, order, (channels, plane), sums);
+    })
+}
+
+/// Adds each channel's sum over the images `t: [images, channels, plane]` (in `order`) to
+/// `sums`, image by image.
+fn add_channel_sums(t: &[f32], order: Order, (channels, plane): (usize, usize), sums: &mut [f32]) {
+    let mut image_sums = vec![0.0f32; channels];
+    for image in t.chunks_exact(channels * plane) {
+        match order {
+            Order::Planes => {
+                for (s, plane) in sums.iter_mut().zip(image.chunks_exact(plane)) {
+                    *s += lane_sum(plane);
                 }
             }
+            Order::Pixels => {
+                image_sums.fill(0.0);
+                for px in image.chunks_exact(channels) {
+                    image_sums.iter_mut().zip(px).for_each(|(s, v)| *s += v);
+                }
+                sums.iter_mut().zip(&image_sums).for_each(|(s, v)| *s += v);
+            }
         }
-    })
+    }
 }
 
 /// The upstream gradient where the ReLU's output was positive, else 0.
@@ -1344,6 +1414,21 @@ fn upstream(mut grad: FlexTensor, y: Option<FlexTensor>) -> FlexTensor {
     FlexTensor::from_data(burn::tensor::TensorData::new(masked, shape))
 }
 
+/// The upstream gradient and the ReLU output (if any) for a backward pass: the kernels that
+/// read the mask image by image (`reads_mask`) get the output when it lies in the gradient's
+/// order; otherwise the gradient is masked first ([`upstream`]) and no output is passed on.
+fn gradient_and_mask(
+    grad: FlexTensor,
+    y: Option<FlexTensor>,
+    reads_mask: bool,
+) -> (FlexTensor, Option<FlexTensor>) {
+    let same_order = |y: &FlexTensor| order_of(&grad).is_some() && order_of(&grad) == order_of(y);
+    match y {
+        Some(y) if reads_mask && same_order(&y) => (grad, Some(y)),
+        y => (upstream(grad, y), None),
+    }
+}
+
 /// Backward of [`ConvOps::fused_conv2d`].
 #[derive(Debug)]
 struct ConvBackward(Geometry);
@@ -1357,28 +1442,39 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x, w, y) = ops.state;
         let grad = grads.consume::<Flex>(&ops.node);
         let batch = grad.layout().shape()[0];
-        let grad = upstream(grad, y);
-        let (gy, go) = activation(&grad);
         let x_shape = [batch, g.c_in, g.h, g.w];
         let fused = node_x.is_some() && node_w.is_some() && g.layout() == Layout::Pixels;
-        if let (true, Some(nx), Some(nw), Some(w), Some(x)) = (fused, &node_x, &node_w, &w, &x) {
+        // The fused pass and the weight gradient alone mask the gradient as they read it.
+        let weight_only = node_x.is_none() && node_w.is_some();
+        let (grad, y) = gradient_and_mask(grad, y, fused || weight_only);
+        let (gy, go) = activation(&grad);
+        let ys = y.as_ref().map(activation);
+        let relu_y = ys.as_ref().map(|(y, _)| &y[..]);
+        let db = if let (true, Some(nx), Some(nw), Some(w), Some(x)) =
+            (fused, &node_x, &node_w, &w, &x)
+        {
             let (xs, xo) = activation(x);
-            let (dx, dw) = both_grads(&g, Pass::Conv, (&xs, xo), (&gy, go), &contiguous(w));
+            let (dx, dw, db) =
+                both_grads(&g, Pass::Conv, (&xs, xo), (&gy, go), &contiguous(w), relu_y);
             grads.register::<Flex>(nx.id, activation_tensor(dx, x_shape, Order::Pixels));
             grads.register::<Flex>(nw.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
-        } else if let (Some(node), Some(w)) = (node_x, w) {
-            let (dx, order) = adjoint(&g, &gy, go, &contiguous(&w), None, false);
-            grads.register::<Flex>(node.id, activation_tensor(dx, x_shape, order));
-        }
-        if let (Some(node), Some(x)) = (node_w, x)
-            && !fused
-        {
-            let (xs, xo) = activation(&x);
-            let dw = weight_grad(&g, (&xs, xo), (&gy, go));
-            grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
-        }
+            db
+        } else {
+            if let (Some(node), Some(w)) = (node_x, w) {
+                let (dx, order) = adjoint(&g, &gy, go, &contiguous(&w), None, false);
+                grads.register::<Flex>(node.id, activation_tensor(dx, x_shape, order));
+            }
+            match (node_w, x) {
+                (Some(node), Some(x)) => {
+                    let (xs, xo) = activation(&x);
+                    let (dw, db) = weight_grad(&g, (&xs, xo), (&gy, go), relu_y);
+                    grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
+                    db
+                }
+                _ => channel_sums(&gy, go, g.c_out, g.p()),
+            }
+        };
         if let Some(node) = node_b {
-            let db = channel_sums(&gy, go, g.c_out, g.p());
             grads.register::<Flex>(node.id, tensor(db, [g.c_out]));
         }
     }
@@ -1399,29 +1495,34 @@ impl Backward<Flex, 3> for ConvTransposeBackward {
         let grad = grads.consume::<Flex>(&ops.node);
         let batch = grad.layout().shape()[0];
         // The upstream gradient has the convolution's input shape, x its output shape.
-        let grad = upstream(grad, y);
-        let (gy, go) = activation(&grad);
         let x_shape = [batch, g.c_out, g.oh, g.ow];
         let fused = node_x.is_some() && node_w.is_some() && g.layout() == Layout::Pixels;
-        if let (true, Some(nx), Some(nw), Some(w), Some(x)) = (fused, &node_x, &node_w, &w, &x) {
+        let (grad, y) = gradient_and_mask(grad, y, fused);
+        let (gy, go) = activation(&grad);
+        let ys = y.as_ref().map(activation);
+        let relu_y = ys.as_ref().map(|(y, _)| &y[..]);
+        let db = if let (true, Some(nx), Some(nw), Some(w), Some(x)) =
+            (fused, &node_x, &node_w, &w, &x)
+        {
             let (xs, xo) = activation(x);
             let pass = Pass::ConvTranspose;
-            let (dx, dw) = both_grads(&g, pass, (&gy, go), (&xs, xo), &contiguous(w));
+            let (dx, dw, db) = both_grads(&g, pass, (&gy, go), (&xs, xo), &contiguous(w), relu_y);
             grads.register::<Flex>(nx.id, activation_tensor(dx, x_shape, Order::Pixels));
             grads.register::<Flex>(nw.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
-        } else if let (Some(node), Some(w)) = (node_x, w) {
-            let dx = forward(&g, &gy, go, &contiguous(&w), None, false);
-            grads.register::<Flex>(node.id, activation_tensor(dx, x_shape, Order::Pixels));
-        }
-        if let (Some(node), Some(x)) = (node_w, x)
-            && !fused
-        {
-            let (xs, xo) = activation(&x);
-            let dw = weight_grad(&g, (&gy, go), (&xs, xo));
-            grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
-        }
+            db
+        } else {
+            if let (Some(node), Some(w)) = (node_x, w) {
+                let dx = forward(&g, &gy, go, &contiguous(&w), None, false);
+                grads.register::<Flex>(node.id, activation_tensor(dx, x_shape, Order::Pixels));
+            }
+            if let (Some(node), Some(x)) = (node_w, x) {
+                let (xs, xo) = activation(&x);
+                let (dw, _) = weight_grad(&g, (&gy, go), (&xs, xo), None);
+                grads.register::<Flex>(node.id, tensor(dw, [g.c_out, g.c_in, g.kh, g.kw]));
+            }
+            channel_sums(&gy, go, g.c_in, g.h * g.w)
+        };
         if let Some(node) = node_b {
-            let db = channel_sums(&gy, go, g.c_in, g.h * g.w);
             grads.register::<Flex>(node.id, tensor(db, [g.c_in]));
         }
     }
@@ -1511,6 +1612,11 @@ mod tests {
         a.iter().zip(b).map(|(&a, &b)| a as f64 * b as f64).sum()
     }
 
+    /// [`weight_grad`] without a ReLU mask, the weight gradient alone.
+    fn wgrad(g: &Geometry, x: (&[f32], Order), v: (&[f32], Order)) -> Vec<f32> {
+        weight_grad(g, x, v, None).0
+    }
+
     /// Images `[channels, plane]` in planes → channels-last.
     fn pixels_of(v: &[f32], channels: usize, plane: usize) -> Vec<f32> {
         let mut out = vec![0.0f32; v.len()];
@@ -1570,10 +1676,10 @@ mod tests {
             let (gxp, order_p) = adjoint(g, &vp, Order::Pixels, &w, None, false);
             let as_planes = |v: &[f32], order| in_planes(v, order, g.c_in, plane).into_owned();
             same(&as_planes(&gxp, order_p), &as_planes(&gx, order), "adjoint");
-            let dw = weight_grad(g, xs, vs);
-            same(&weight_grad(g, xps, vs), &dw, "∂W, x channels-last");
-            same(&weight_grad(g, xs, vps), &dw, "∂W, g channels-last");
-            same(&weight_grad(g, xps, vps), &dw, "∂W, both channels-last");
+            let dw = wgrad(g, xs, vs);
+            same(&wgrad(g, xps, vs), &dw, "∂W, x channels-last");
+            same(&wgrad(g, xs, vps), &dw, "∂W, g channels-last");
+            same(&wgrad(g, xps, vps), &dw, "∂W, both channels-last");
             let sums = channel_sums(&v, Order::Planes, g.c_out, p);
             same(
                 &channel_sums(&vp, Order::Pixels, g.c_out, p),
@@ -1582,9 +1688,9 @@ mod tests {
             );
             if g.layout() == Layout::Pixels {
                 for pass in [Pass::Conv, Pass::ConvTranspose] {
-                    let (dx, dw) = both_grads(g, pass, xs, vs, &w);
+                    let (dx, dw, _) = both_grads(g, pass, xs, vs, &w, None);
                     for (a, b) in [(xps, vs), (xs, vps), (xps, vps)] {
-                        let (dx2, dw2) = both_grads(g, pass, a, b, &w);
+                        let (dx2, dw2, _) = both_grads(g, pass, a, b, &w, None);
                         same(&dx2, &dx, "fused ∂x");
                         same(&dw2, &dw, "fused ∂W");
                     }
@@ -1636,7 +1742,7 @@ mod tests {
                 (lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()),
                 "{g:?}: adjoint {lhs} vs {rhs}"
             );
-            let dw = weight_grad(g, (&x, Order::Planes), (&v, Order::Planes));
+            let dw = wgrad(g, (&x, Order::Planes), (&v, Order::Planes));
             let rhs = dot(&w, &dw);
             assert!(
                 (lhs - rhs).abs() < 1e-3 * (1.0 + lhs.abs()),
@@ -1671,6 +1777,7 @@ mod tests {
         let x = data(batch * g.in_len(), 3);
         let w = data(g.c_out * g.k(), 4);
         let v = data(batch * g.out_len(), 5);
+        let yp = data(batch * g.out_len(), 6);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -1681,9 +1788,10 @@ mod tests {
                 (
                     forward(&g, &x, Order::Planes, &w, None, true),
                     adjoint(&g, &v, Order::Planes, &w, None, false),
-                    weight_grad(&g, (&x, Order::Planes), (&v, Order::Planes)),
+                    wgrad(&g, (&x, Order::Planes), (&v, Order::Planes)),
                     channel_sums(&v, Order::Planes, g.c_out, g.p()),
                     channel_sums(&vp, Order::Pixels, g.c_out, g.p()),
+                    weight_grad(&g, (&x, Order::Planes), (&vp, Order::Pixels), Some(&yp)),
                 )
             })
         };
@@ -1731,20 +1839,85 @@ mod tests {
             }
         };
         let (xs, vs) = ((&x[..], Order::Planes), (&v[..], Order::Planes));
-        let (dx, dw) = both_grads(&g, Pass::Conv, xs, vs, &w);
+        let (dx, dw, _) = both_grads(&g, Pass::Conv, xs, vs, &w, None);
         let in_planes = |t: &[f32]| planes_of(t, g.c_in, g.h * g.w);
         near(&in_planes(&dx), &adj(&g, &v, &w), "conv ∂x");
-        near(&dw, &weight_grad(&g, xs, vs), "conv ∂W");
+        near(&dw, &wgrad(&g, xs, vs), "conv ∂W");
         // The transposed convolution: upstream gradient on the input side, its input on the
         // output side.
-        let (dx, dw) = both_grads(&g, Pass::ConvTranspose, xs, vs, &w);
+        let (dx, dw, _) = both_grads(&g, Pass::ConvTranspose, xs, vs, &w, None);
         let out_planes = planes_of(&dx, g.c_out, g.p());
         near(
             &out_planes,
             &fwd(&g, &x, &w, None, false),
             "conv-transpose ∂x",
         );
-        near(&dw, &weight_grad(&g, xs, vs), "conv-transpose ∂W");
+        near(&dw, &wgrad(&g, xs, vs), "conv-transpose ∂W");
+    }
+
+    /// Masking the upstream gradient by the ReLU's output inside the backward kernels, and
+    /// summing the bias gradient there, equals masking first and summing separately.
+    #[test]
+    fn backward_kernels_apply_the_relu_mask_as_they_read() {
+        let premask = |v: &[f32], y: &[f32]| -> Vec<f32> {
+            v.iter()
+                .zip(y)
+                .map(|(&v, &y)| if y > 0.0 { v } else { 0.0 })
+                .collect()
+        };
+        for (n, g) in geometries().iter().enumerate() {
+            let batch = 5;
+            let x = data(batch * g.in_len(), 51 + n as u32);
+            let w = data(g.c_out * g.k(), 53 + n as u32);
+            let v = data(batch * g.out_len(), 57 + n as u32);
+            let y = data(batch * g.out_len(), 59 + n as u32);
+            let vm = premask(&v, &y);
+            for order in [Order::Planes, Order::Pixels] {
+                let conv = |t: &[f32], c, plane| match order {
+                    Order::Planes => t.to_vec(),
+                    Order::Pixels => pixels_of(t, c, plane),
+                };
+                let (vo, yo, vmo) = (
+                    conv(&v, g.c_out, g.p()),
+                    conv(&y, g.c_out, g.p()),
+                    conv(&vm, g.c_out, g.p()),
+                );
+                let xs = (&x[..], Order::Planes);
+                let (dw, db) = weight_grad(g, xs, (&vo, order), Some(&yo));
+                let (dw_want, db_want) = weight_grad(g, xs, (&vmo, order), None);
+                assert!(dw == dw_want, "{g:?} {order:?}: ∂W");
+                let sums = channel_sums(&vm, Order::Planes, g.c_out, g.p());
+                for (a, b) in db.iter().zip(&db_want).chain(db.iter().zip(&sums)) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                        "{g:?} {order:?}: ∂b"
+                    );
+                }
+                if g.layout() != Layout::Pixels {
+                    continue;
+                }
+                let got = both_grads(g, Pass::Conv, xs, (&vo, order), &w, Some(&yo));
+                let want = both_grads(g, Pass::Conv, xs, (&vmo, order), &w, None);
+                assert!(got.0 == want.0 && got.1 == want.1, "{g:?} {order:?}: conv");
+                assert!(got.2 == want.2, "{g:?} {order:?}: conv ∂b");
+                // The transposed convolution: the masked gradient is on the input side.
+                let yx = data(batch * g.in_len(), 61 + n as u32);
+                let xm = premask(&x, &yx);
+                let xo = conv(&x, g.c_in, g.h * g.w);
+                let (yxo, xmo) = (conv(&yx, g.c_in, g.h * g.w), conv(&xm, g.c_in, g.h * g.w));
+                let vs = (&v[..], Order::Planes);
+                let got = both_grads(g, Pass::ConvTranspose, (&xo, order), vs, &w, Some(&yxo));
+                let want = both_grads(g, Pass::ConvTranspose, (&xmo, order), vs, &w, None);
+                assert!(
+                    got.0 == want.0 && got.1 == want.1,
+                    "{g:?} {order:?}: conv-T"
+                );
+                let sums = channel_sums(&xm, Order::Planes, g.c_in, g.h * g.w);
+                for (a, b) in got.2.iter().zip(&sums) {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{g:?}: conv-T ∂b");
+                }
+            }
+        }
     }
 
     /// Shapes that do not fit give no geometry.
