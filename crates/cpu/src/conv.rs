@@ -46,7 +46,7 @@
 use crate::host::{
     LayerState, contiguous, fill_rows, fill_uninit, filled, is_flex_f32, record_layer, tensor,
 };
-use crate::linear::{MatRef, checked, gemm_serial};
+use crate::linear::{MatRef, checked, gemm_serial, gemm_serial_new};
 use burn::backend::autodiff::{
     Autodiff,
     checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
@@ -710,6 +710,23 @@ fn fold_image_pixels(g: &Geometry, col: &[f32], x: &mut [f32]) {
     }
 }
 
+/// Adds the bias to every pixel of channels-last images `y: [pixels, channels]` and applies
+/// the ReLU, as asked, in one pass.
+fn bias_relu(y: &mut [f32], bias: Option<&[f32]>, relu: bool) {
+    match (bias, relu) {
+        (Some(b), true) => y.chunks_exact_mut(b.len()).for_each(|px| {
+            px.iter_mut()
+                .zip(b)
+                .for_each(|(v, b)| *v = (*v + b).max(0.0));
+        }),
+        (Some(b), false) => y.chunks_exact_mut(b.len()).for_each(|px| {
+            px.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }),
+        (None, true) => relu_in_place(y),
+        (None, false) => {}
+    }
+}
+
 /// `max(v, 0)` for every element.
 fn relu_in_place(v: &mut [f32]) {
     v.iter_mut().for_each(|v| *v = v.max(0.0));
@@ -801,7 +818,7 @@ fn forward(
     };
     let sizes = (g.out_len(), g.in_len());
     new_output(batch, sizes, g.images_per_product(), &x, |scratch, y, x| {
-        let y = init_pixels(y, bias);
+        // Each product is written by gemm (no fill first), then the bias and ReLU in one pass.
         if stacked {
             // The chunk's images stacked: [images·p, k] · [k, c_out].
             let rows = x.len() / g.in_len() * p;
@@ -811,7 +828,7 @@ fn forward(
                 _ => unfold_pixels(g, x, order, nhwc, col),
             };
             let col = checked(MatRef::row_major(col, rows, k));
-            checked(gemm_serial(y, true, col, w_t));
+            bias_relu(checked(gemm_serial_new(y, col, w_t)), bias, relu);
         } else {
             for (y, x) in y
                 .chunks_exact_mut(g.out_len())
@@ -822,11 +839,8 @@ fn forward(
                     _ => scratch.unfold(g, x),
                 };
                 let col_t = checked(MatRef::row_major(col, k, p)).t();
-                checked(gemm_serial(y, true, col_t, w_t));
+                bias_relu(checked(gemm_serial_new(y, col_t, w_t)), bias, relu);
             }
-        }
-        if relu {
-            relu_in_place(y);
         }
     })
 }
@@ -863,12 +877,8 @@ fn adjoint(
                 let Scratch { col, pixels, .. } = scratch;
                 let gt = pixel_rows(gy, order, (g.c_out, p), pixels);
                 if layout == Layout::Pointwise {
-                    let x = init_pixels(x, bias);
                     let gt = checked(MatRef::row_major(gt, rows, g.c_out));
-                    checked(gemm_serial(x, true, gt, wm));
-                    if relu {
-                        relu_in_place(x);
-                    }
+                    bias_relu(checked(gemm_serial_new(x, gt, wm)), bias, relu);
                     return;
                 }
                 col.resize(rows * k, 0.0);
@@ -1182,8 +1192,7 @@ fn both_grads(
                                     let a = upstream_chunk(a, y, shape, grad, db);
                                     let col = unfold_pixels(g, a, a_order, nhwc, col);
                                     let col = checked(MatRef::row_major(col, rows, k));
-                                    let dx = fill_uninit(dx, 0.0);
-                                    checked(gemm_serial(dx, false, col, w_tm));
+                                    checked(gemm_serial_new(dx, col, w_tm));
                                     // ∂Wᵀ += unfold(g)ᵀ · xᵀ, x pixel by pixel.
                                     let xt = pixel_rows(b, b_order, (g.c_out, p), pixels);
                                     let xt = checked(MatRef::row_major(xt, rows, g.c_out));

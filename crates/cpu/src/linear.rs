@@ -446,6 +446,50 @@ pub(crate) fn gemm_serial(
     Ok(())
 }
 
+/// `dst = lhs·rhs` on the calling thread into a buffer that need not be initialised (`gemm`
+/// writes every element without reading it); returns it initialised. Refuses operands whose
+/// inner sizes differ or a `dst` of the wrong length.
+pub(crate) fn gemm_serial_new<'a>(
+    dst: &'a mut [MaybeUninit<f32>],
+    lhs: MatRef<'_>,
+    rhs: MatRef<'_>,
+) -> Result<&'a mut [f32], ShapeError> {
+    let (m, n, k) = product_shape(&lhs, &rhs, dst.len())?;
+    if k == 0 {
+        return Ok(crate::host::fill_uninit(dst, 0.0));
+    }
+    // SAFETY: dst has room for m·n elements (checked above) and gemm, told not to read it
+    // (`read_dst` false), writes each of them once for k > 0; the operands are m × k and
+    // k × n inside their slices (checked by their constructors, `ptr` bounds-checks the
+    // first element); dst is borrowed mutably, so nothing else touches it.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr().cast::<f32>(),
+            1,
+            n as isize,
+            false,
+            lhs.ptr(0, 0),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.ptr(0, 0),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    // SAFETY: all m·n = dst.len() elements were written by gemm above, and MaybeUninit<f32>
+    // has f32's layout.
+    Ok(unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) })
+}
+
 /// A new row-major `lhs.rows() × rhs.cols()` matrix `lhs·rhs`, written once by `gemm` (split
 /// over the rayon pool when large; the result does not depend on the split). Refuses operands
 /// whose inner sizes differ.
