@@ -13,6 +13,8 @@ mod configs;
 mod eval;
 // MNIST loading (the committed fixture), and the errors users see for missing/corrupt files.
 mod mnist;
+// The user's own data: IDX files of any shape, NumPy arrays, colour images, bad files.
+mod own_data;
 // End-to-end runs through burn-train's Learner: run folder, reproducibility, resume, collapse.
 mod runs;
 // Property tests: the IDX reader and the config loaders never panic on bad input.

@@ -3,13 +3,35 @@ use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-/// One image as stored by the datasets: bytes 0–255 and an integer label.
+/// One image as stored by the datasets: bytes 0–255 (or float values) and an integer label.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageItem {
-    /// Row-major pixels (channels × height × width), 0–255.
+    /// Row-major pixels (channels × height × width), 0–255; empty when `values` holds them.
     pub pixels: Vec<u8>,
+    /// Row-major values used as they are, for data sets of floats (`.npy` float32).
+    pub values: Option<Vec<f32>>,
     /// Class label (digit for MNIST, shape for dSprites).
     pub label: u32,
+}
+
+impl ImageItem {
+    /// An image of bytes 0–255.
+    pub fn bytes(pixels: Vec<u8>, label: u32) -> Self {
+        Self {
+            pixels,
+            values: None,
+            label,
+        }
+    }
+
+    /// An image of float values, used as they are.
+    pub fn floats(values: Vec<f32>, label: u32) -> Self {
+        Self {
+            pixels: Vec::new(),
+            values: Some(values),
+            label,
+        }
+    }
 }
 
 /// Stacks [`ImageItem`]s into an [`ImageBatch`] with pixels scaled to `[0, 1]` (or kept raw).
@@ -44,10 +66,17 @@ impl Batcher<ImageItem, ImageBatch> for ImageBatcher {
         let mut pixels = Vec::with_capacity(n * numel);
         let mut labels = Vec::with_capacity(n);
         for item in &items {
-            debug_assert_eq!(item.pixels.len(), numel);
-            pixels.extend(item.pixels.iter().map(|&p| p as f32 * self.scale));
+            match &item.values {
+                Some(values) => pixels.extend_from_slice(values),
+                None => pixels.extend(item.pixels.iter().map(|&p| p as f32 * self.scale)),
+            }
             labels.push(item.label as i64);
         }
+        assert_eq!(
+            pixels.len(),
+            n * numel,
+            "every image has the batcher's shape"
+        );
         let ImageShape {
             channels,
             height,

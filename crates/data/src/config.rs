@@ -1,3 +1,4 @@
+use crate::array::{self, ImageArray};
 use crate::counts::CountModel;
 use crate::dsprites::{self, Factors};
 use crate::mnist::{self, MnistSplit};
@@ -100,6 +101,185 @@ pub enum DataConfig {
         #[serde(default)]
         split_seed: u64,
     },
+    /// Any IDX image files (MNIST's format: Fashion-MNIST, KMNIST, EMNIST, the 8×8 digits,
+    /// …), the image shape read from the header.
+    Idx(FilesConfig),
+    /// NumPy `.npy` arrays: `uint8` pixels (0–255, scaled to [0, 1]) or `float32` values
+    /// (used as they are).
+    Npy(FilesConfig),
+}
+
+/// Where the user's own images are (the `idx` and `npy` data sets) and how to split them.
+/// Relative paths are relative to the working directory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Training images: `[n, h, w]`, `[n, c, h, w]` (or, for `.npy`, `[n, d]`).
+    pub train_images: PathBuf,
+    /// Training labels, one integer per image (absent: every label is 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_labels: Option<PathBuf>,
+    /// Validation images of the same shape (absent: a seeded `valid_fraction` of the training
+    /// images is held out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_images: Option<PathBuf>,
+    /// Validation labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_labels: Option<PathBuf>,
+    /// Share of the training images held out for validation when there are no
+    /// `valid_images`.
+    #[serde(default = "default_valid_fraction")]
+    pub valid_fraction: f64,
+    /// Train on a seeded random subset of this many images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    /// Validate on a seeded random subset of this many images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_limit: Option<usize>,
+    /// Seed of the split and the subsets (independent of the training seed).
+    #[serde(default)]
+    pub split_seed: u64,
+    /// Binary pixels for Bernoulli likelihoods: `"dynamic"` or `"threshold"` (at 0.5).
+    #[serde(default, skip_serializing_if = "Binarize::is_none")]
+    pub binarize: Binarize,
+}
+
+fn default_valid_fraction() -> f64 {
+    0.1
+}
+
+impl FilesConfig {
+    /// Training images from `path`, everything else at its default.
+    pub fn new(train_images: impl Into<PathBuf>) -> Self {
+        Self {
+            train_images: train_images.into(),
+            train_labels: None,
+            valid_images: None,
+            valid_labels: None,
+            valid_fraction: default_valid_fraction(),
+            train_limit: None,
+            valid_limit: None,
+            split_seed: 0,
+            binarize: Binarize::None,
+        }
+    }
+
+    /// Checks the files' headers and the split, naming the file or key at fault.
+    fn validate(&self) -> Result<(), DataError> {
+        let shape = array::image_shape(&self.train_images)?;
+        if let Some(valid) = &self.valid_images {
+            let vshape = array::image_shape(valid)?;
+            if vshape != shape {
+                return Err(DataError::Config(format!(
+                    "data.valid_images {} holds {}×{}×{} images but data.train_images {} holds                      {}×{}×{}; give both splits the same shape",
+                    valid.display(),
+                    vshape.channels,
+                    vshape.height,
+                    vshape.width,
+                    self.train_images.display(),
+                    shape.channels,
+                    shape.height,
+                    shape.width
+                )));
+            }
+        } else if !(self.valid_fraction > 0.0 && self.valid_fraction < 1.0) {
+            return Err(DataError::Config(format!(
+                "data.valid_fraction must be in (0, 1) when there are no data.valid_images, got {}",
+                self.valid_fraction
+            )));
+        }
+        if self.valid_labels.is_some() && self.valid_images.is_none() {
+            return Err(DataError::Config(
+                "data.valid_labels needs data.valid_images".into(),
+            ));
+        }
+        if self.train_limit == Some(0) || self.valid_limit == Some(0) {
+            return Err(DataError::Config(
+                "data.train_limit and data.valid_limit must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The classes of the labels: the largest label plus one over both splits (1 without
+    /// labels).
+    fn num_classes(&self) -> usize {
+        [&self.train_labels, &self.valid_labels]
+            .into_iter()
+            .flatten()
+            .map(|p| array::label_classes(p).unwrap_or(1))
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// The train and validation splits.
+    fn load(&self) -> Result<(ImageDataset, ImageDataset), DataError> {
+        self.validate()?;
+        let train = Arc::new(ImageArray::load(
+            &self.train_images,
+            self.train_labels.as_deref(),
+        )?);
+        let (train, valid) = match &self.valid_images {
+            Some(path) => {
+                let valid = Arc::new(ImageArray::load(path, self.valid_labels.as_deref())?);
+                let train_idx = subset(train.len(), self.train_limit, self.split_seed);
+                let valid_idx = subset(
+                    valid.len(),
+                    self.valid_limit,
+                    self.split_seed.wrapping_add(1),
+                );
+                (
+                    ImageDataset::Array {
+                        array: train,
+                        indices: train_idx,
+                    },
+                    ImageDataset::Array {
+                        array: valid,
+                        indices: valid_idx,
+                    },
+                )
+            }
+            None => {
+                let n = train.len();
+                let n_valid = ((n as f64 * self.valid_fraction).round() as usize).clamp(1, n - 1);
+                if n < 2 {
+                    return Err(DataError::Config(format!(
+                        "{} holds {n} image; a validation split needs at least 2 (or give                          data.valid_images)",
+                        self.train_images.display()
+                    )));
+                }
+                let mut all: Vec<u32> = (0..n as u32).collect();
+                all.shuffle(&mut SmallRng::seed_from_u64(self.split_seed));
+                let mut valid_idx = all[..n_valid].to_vec();
+                let mut train_idx = all[n_valid..].to_vec();
+                if let Some(l) = self.train_limit {
+                    train_idx.truncate(l);
+                }
+                if let Some(l) = self.valid_limit {
+                    valid_idx.truncate(l);
+                }
+                (
+                    ImageDataset::Array {
+                        array: train.clone(),
+                        indices: Arc::new(train_idx),
+                    },
+                    ImageDataset::Array {
+                        array: train,
+                        indices: Arc::new(valid_idx),
+                    },
+                )
+            }
+        };
+        if self.binarize.is_none() {
+            return Ok((train, valid));
+        }
+        let wrap = |inner, stream: u64| ImageDataset::Binarized {
+            inner: Arc::new(inner),
+            mode: self.binarize,
+            seed: crate::seeded::mix(&[self.split_seed, stream]),
+        };
+        Ok((wrap(train, 0x0074_7261_696e), wrap(valid, 0x7465_7374)))
+    }
 }
 
 fn default_neurons() -> usize {
@@ -147,10 +327,11 @@ impl DataConfig {
         }
     }
 
-    /// How pixels are binarised (only MNIST offers it).
+    /// How pixels are binarised (MNIST and the user's own images offer it).
     pub fn binarize(&self) -> Binarize {
         match self {
             Self::Mnist { binarize, .. } => *binarize,
+            Self::Idx(f) | Self::Npy(f) => f.binarize,
             _ => Binarize::None,
         }
     }
@@ -161,6 +342,8 @@ impl DataConfig {
             Self::Mnist { .. } => "mnist",
             Self::Dsprites { .. } => "dsprites",
             Self::Counts { .. } => "counts",
+            Self::Idx(_) => "idx",
+            Self::Npy(_) => "npy",
         }
     }
 
@@ -170,6 +353,10 @@ impl DataConfig {
             Self::Mnist { .. } => ImageShape::new(1, 28, 28),
             Self::Dsprites { .. } => ImageShape::new(1, dsprites::SIZE, dsprites::SIZE),
             Self::Counts { neurons, .. } => ImageShape::new(1, 1, *neurons),
+            // Read from the file's header; `validate` reports a file that cannot be read.
+            Self::Idx(f) | Self::Npy(f) => {
+                array::image_shape(&f.train_images).unwrap_or(ImageShape::new(1, 1, 1))
+            }
         }
     }
 
@@ -179,6 +366,7 @@ impl DataConfig {
             Self::Mnist { .. } => 10,
             Self::Dsprites { .. } => dsprites::SHAPES,
             Self::Counts { .. } => 1,
+            Self::Idx(f) | Self::Npy(f) => f.num_classes(),
         }
     }
 
@@ -197,6 +385,7 @@ impl DataConfig {
             Self::Mnist { train_limit, .. } | Self::Dsprites { train_limit, .. } => {
                 *train_limit = limit
             }
+            Self::Idx(f) | Self::Npy(f) => f.train_limit = limit,
             Self::Counts { train_limit, .. } => {
                 if let Some(l) = limit {
                     *train_limit = l
@@ -238,6 +427,8 @@ impl DataConfig {
             Self::Dsprites { valid_size, .. } if valid_size == 0 || valid_size >= dsprites::LEN => {
                 Err(format!("data.valid_size must be in 1..{}", dsprites::LEN))
             }
+            // Checked with their files by `FilesConfig::load` (typed errors); here for `validate`.
+            Self::Idx(ref f) | Self::Npy(ref f) => f.validate().map_err(|e| e.to_string()),
             Self::Counts {
                 neurons,
                 factors,
@@ -264,6 +455,7 @@ impl DataConfig {
     pub fn load(&self) -> Result<(ImageDataset, ImageDataset), DataError> {
         self.validate().map_err(DataError::Config)?;
         match self {
+            Self::Idx(f) | Self::Npy(f) => f.load(),
             Self::Mnist {
                 data_dir,
                 train_limit,
@@ -383,6 +575,13 @@ pub enum ImageDataset {
         /// dSprites indices (see [`Factors::from_index`]).
         indices: Arc<Vec<u32>>,
     },
+    /// Indices into images held in memory (the user's own files).
+    Array {
+        /// The images.
+        array: Arc<ImageArray>,
+        /// Which of them belong to this dataset.
+        indices: Arc<Vec<u32>>,
+    },
     /// Samples `offset..offset + len` of a synthetic count generator.
     Counts {
         /// The generator.
@@ -414,6 +613,10 @@ impl ImageDataset {
                 indices: cut(indices),
             },
             Self::Dsprites { indices } => Self::Dsprites {
+                indices: cut(indices),
+            },
+            Self::Array { array, indices } => Self::Array {
+                array: array.clone(),
                 indices: cut(indices),
             },
             Self::Counts { model, offset, len } => Self::Counts {
@@ -460,8 +663,9 @@ impl ImageDataset {
                 ..
             } => {
                 let mut item = inner.get(index)?;
-                crate::seeded::sample_binary(
-                    &mut item.pixels,
+                binarize_item(
+                    &mut item,
+                    Binarize::Dynamic,
                     crate::seeded::mix(&[seed, index as u64]),
                 );
                 Ok(item)
@@ -478,48 +682,53 @@ impl Dataset<ImageItem> for ImageDataset {
         match self {
             Self::Mnist { split, indices } => {
                 let i = indices[index] as usize;
-                Ok(ImageItem {
-                    pixels: split.images[i * 784..(i + 1) * 784].to_vec(),
-                    label: split.labels[i] as u32,
-                })
+                Ok(ImageItem::bytes(
+                    split.images[i * 784..(i + 1) * 784].to_vec(),
+                    split.labels[i] as u32,
+                ))
             }
             Self::Dsprites { indices } => {
                 let f = Factors::from_index(indices[index] as usize);
-                Ok(ImageItem {
-                    pixels: f.render(),
-                    label: f.shape as u32,
-                })
+                Ok(ImageItem::bytes(f.render(), f.shape as u32))
             }
             Self::Counts { model, offset, len } => {
                 assert!(index < *len, "index {index} out of range");
-                Ok(ImageItem {
-                    pixels: model.sample(offset + index).1,
-                    label: 0,
-                })
+                Ok(ImageItem::bytes(model.sample(offset + index).1, 0))
             }
             Self::Binarized { inner, mode, seed } => {
                 let mut item = inner.get(index)?;
-                match mode {
-                    Binarize::Threshold => item
-                        .pixels
-                        .iter_mut()
-                        .for_each(|p| *p = if *p >= 128 { 255 } else { 0 }),
-                    Binarize::Dynamic => crate::seeded::sample_binary(
-                        &mut item.pixels,
-                        crate::seeded::mix(&[*seed, index as u64]),
-                    ),
-                    Binarize::None => {}
-                }
+                binarize_item(&mut item, *mode, crate::seeded::mix(&[*seed, index as u64]));
                 Ok(item)
             }
+            Self::Array { array, indices } => Ok(array.item(indices[index] as usize)),
         }
     }
 
     fn len(&self) -> usize {
         match self {
-            Self::Mnist { indices, .. } | Self::Dsprites { indices } => indices.len(),
+            Self::Mnist { indices, .. }
+            | Self::Dsprites { indices }
+            | Self::Array { indices, .. } => indices.len(),
             Self::Counts { len, .. } => *len,
             Self::Binarized { inner, .. } => inner.len(),
         }
+    }
+}
+
+/// Binary pixels for one item: bytes become 0 or 255 (threshold at 128, or a draw with
+/// P(255) = p / 255), float values 0 or 1 (threshold at 0.5, or a draw with P(1) = v clamped
+/// to [0, 1]); the draws come from `seed`.
+fn binarize_item(item: &mut ImageItem, mode: Binarize, seed: u64) {
+    match (mode, &mut item.values) {
+        (Binarize::None, _) => {}
+        (Binarize::Threshold, None) => item
+            .pixels
+            .iter_mut()
+            .for_each(|p| *p = if *p >= 128 { 255 } else { 0 }),
+        (Binarize::Dynamic, None) => crate::seeded::sample_binary(&mut item.pixels, seed),
+        (Binarize::Threshold, Some(v)) => v
+            .iter_mut()
+            .for_each(|x| *x = if *x >= 0.5 { 1.0 } else { 0.0 }),
+        (Binarize::Dynamic, Some(v)) => crate::seeded::sample_binary_floats(v, seed),
     }
 }

@@ -24,6 +24,16 @@ pub enum DataError {
         /// How to fix it.
         hint: String,
     },
+    /// A file of the user's own data is not what the data set needs.
+    #[error("{path}: {reason}\n{hint}")]
+    Invalid {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// How to fix it.
+        hint: String,
+    },
     /// Reading failed.
     #[error("could not read {path}: {source}")]
     Io {

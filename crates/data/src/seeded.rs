@@ -41,6 +41,16 @@ pub fn sample_binary(pixels: &mut [u8], seed: u64) {
     }
 }
 
+/// [`sample_binary`] for float values: each becomes 1 with probability `v` (clamped to
+/// [0, 1]), else 0, from 24 random bits per value.
+pub fn sample_binary_floats(values: &mut [f32], seed: u64) {
+    for (j, v) in values.iter_mut().enumerate() {
+        let bits = splitmix64(seed ^ (j as u64).wrapping_mul(0xD1B5_4A32_D192_ED03)) >> 40;
+        let u = bits as f32 / (1u32 << 24) as f32;
+        *v = if u < v.clamp(0.0, 1.0) { 1.0 } else { 0.0 };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

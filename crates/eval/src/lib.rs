@@ -262,10 +262,7 @@ pub fn evaluate(
                             pos_x: f[3],
                             pos_y: f[4],
                         };
-                        ae_data::ImageItem {
-                            pixels: f.render(),
-                            label: f.shape as u32,
-                        }
+                        ae_data::ImageItem::bytes(f.render(), f.shape as u32)
                     })
                     .collect();
                 let b = batcher.batch(items, device);

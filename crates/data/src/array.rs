@@ -1,0 +1,349 @@
+//! The user's own image arrays: any IDX image file (the MNIST format; shape from its header)
+//! and NumPy `.npy` arrays (`uint8` pixels 0–255 or `float32` values), each with an optional
+//! label file, held in memory.
+//!
+//! Accepted shapes: `[n, h, w]` (one channel), `[n, c, h, w]` (channels first, e.g. RGB with
+//! c = 3) and, for `.npy`, `[n, d]` (vectors, read as 1 × 1 × d images). Labels: a 1-D IDX
+//! file or a 1-D integer `.npy` array with one non-negative label per image.
+use crate::idx::{IdxArray, parse_idx};
+use crate::{DataError, ImageItem};
+use ae_core::ImageShape;
+use std::io::Read;
+use std::path::Path;
+
+/// How to prepare one's own data, printed with every error about it.
+pub const ARRAY_HINT: &str = "Your own data: IDX image files of unsigned bytes with 3 \
+dimensions [n, h, w] or 4 [n, c, h, w] (labels: 1 dimension [n]); or .npy arrays saved by \
+numpy.save, C order, dtype uint8 (pixels 0–255) or float32 (values used as they are; in [0, 1] \
+for a Bernoulli likelihood), shape [n, h, w], [n, c, h, w] or [n, d] (labels: an integer \
+array [n]). See README, \"Your own data\".";
+
+/// An array's pixels: bytes (scaled to [0, 1] by the batcher) or floats (used as they are).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pixels {
+    /// `uint8` pixels, 0–255.
+    Bytes(Vec<u8>),
+    /// `float32` values.
+    Floats(Vec<f32>),
+}
+
+/// Images of one shape held in memory, with one label per image (0 when the set has no
+/// label file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageArray {
+    /// Shape of one image.
+    pub shape: ImageShape,
+    /// All images, row-major (`n · shape.numel()` values).
+    pub pixels: Pixels,
+    /// One label per image.
+    pub labels: Vec<u32>,
+}
+
+impl ImageArray {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of label classes: the largest label plus one.
+    pub fn num_classes(&self) -> usize {
+        self.labels.iter().max().map_or(1, |&m| m as usize + 1)
+    }
+
+    /// Image `i` with its label.
+    pub fn item(&self, i: usize) -> ImageItem {
+        let n = self.shape.numel();
+        let label = self.labels[i];
+        match &self.pixels {
+            Pixels::Bytes(b) => ImageItem::bytes(b[i * n..(i + 1) * n].to_vec(), label),
+            Pixels::Floats(f) => ImageItem::floats(f[i * n..(i + 1) * n].to_vec(), label),
+        }
+    }
+
+    /// Loads images and optional labels (IDX or `.npy`, told apart by their first bytes).
+    pub fn load(images: &Path, labels: Option<&Path>) -> Result<Self, DataError> {
+        let (shape, pixels, n) = read_images(images)?;
+        let labels = match labels {
+            Some(path) => {
+                let labels = read_labels(path)?;
+                if labels.len() != n {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "{} labels for {n} images in {}",
+                            labels.len(),
+                            images.display()
+                        ),
+                    ));
+                }
+                labels
+            }
+            None => vec![0; n],
+        };
+        Ok(Self {
+            shape,
+            pixels,
+            labels,
+        })
+    }
+}
+
+/// The shape of one image of an image file (IDX or `.npy`), read from its header alone.
+pub fn image_shape(path: &Path) -> Result<ImageShape, DataError> {
+    let mut head = vec![0u8; 4096];
+    let read = read_prefix(path, &mut head)?;
+    head.truncate(read);
+    if head.starts_with(NPY_MAGIC) {
+        let header = npyz::NpyHeader::from_reader(&mut head.as_slice())
+            .map_err(|e| invalid(path, format!("unreadable .npy header ({e})")))?;
+        let shape: Vec<usize> = header.shape().iter().map(|&d| d as usize).collect();
+        return shape_of(path, &shape).map(|(s, _)| s);
+    }
+    let dims = idx_dims(path, &head)?;
+    shape_of(path, &dims).map(|(s, _)| s)
+}
+
+/// The largest label plus one, from a label file (IDX or `.npy`).
+pub fn label_classes(path: &Path) -> Result<usize, DataError> {
+    Ok(read_labels(path)?
+        .iter()
+        .max()
+        .map_or(1, |&m| m as usize + 1))
+}
+
+const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+
+fn invalid(path: &Path, reason: String) -> DataError {
+    DataError::Invalid {
+        path: path.into(),
+        reason,
+        hint: ARRAY_HINT.into(),
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> DataError {
+    match source.kind() {
+        std::io::ErrorKind::NotFound => DataError::Missing {
+            what: "data file".into(),
+            path: path.into(),
+            hint: ARRAY_HINT.into(),
+        },
+        _ => DataError::Io {
+            path: path.into(),
+            source,
+        },
+    }
+}
+
+/// The file's bytes, gunzipped when they start with the gzip magic bytes.
+fn read_all(path: &Path) -> Result<Vec<u8>, DataError> {
+    let raw = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(raw.as_slice())
+        .read_to_end(&mut out)
+        .map_err(|e| invalid(path, format!("gzip stream is truncated or corrupt ({e})")))?;
+    Ok(out)
+}
+
+/// Up to `buf.len()` first bytes of the (gunzipped) file; the number read.
+fn read_prefix(path: &Path, buf: &mut [u8]) -> Result<usize, DataError> {
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
+    let mut reader: Box<dyn Read> = Box::new(std::io::BufReader::new(file));
+    let mut magic = [0u8; 2];
+    let got = read_up_to(&mut reader, &mut magic).map_err(|e| io_error(path, e))?;
+    let mut chained: Box<dyn Read> =
+        Box::new(std::io::Cursor::new(magic[..got].to_vec()).chain(reader));
+    if magic[..got] == [0x1f, 0x8b] {
+        chained = Box::new(flate2::read::GzDecoder::new(chained));
+    }
+    read_up_to(&mut chained, buf).map_err(|e| invalid(path, format!("unreadable ({e})")))
+}
+
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Dimensions from the first bytes of an IDX file.
+fn idx_dims(path: &Path, head: &[u8]) -> Result<Vec<usize>, DataError> {
+    if head.len() < 4 || head[0] != 0 || head[1] != 0 {
+        return Err(invalid(
+            path,
+            "neither an IDX file (magic 00 00 08 0N) nor a .npy array".into(),
+        ));
+    }
+    let ndims = head[3] as usize;
+    let end = 4 + 4 * ndims;
+    if head[2] != 0x08 {
+        return Err(invalid(
+            path,
+            format!(
+                "IDX element type 0x{:02x} is not unsigned byte (0x08)",
+                head[2]
+            ),
+        ));
+    }
+    if head.len() < end {
+        return Err(invalid(path, "IDX header is truncated".into()));
+    }
+    Ok((0..ndims)
+        .map(|i| {
+            u32::from_be_bytes(head[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
+        })
+        .collect())
+}
+
+/// One image's shape and the number of images from an array's dimensions.
+fn shape_of(path: &Path, dims: &[usize]) -> Result<(ImageShape, usize), DataError> {
+    let (n, shape) = match *dims {
+        [n, d] => (n, ImageShape::new(1, 1, d)),
+        [n, h, w] => (n, ImageShape::new(1, h, w)),
+        [n, c, h, w] => (n, ImageShape::new(c, h, w)),
+        _ => {
+            return Err(invalid(
+                path,
+                format!(
+                    "images have {} dimensions {dims:?}; expected [n, h, w], [n, c, h, w] or [n, d]",
+                    dims.len()
+                ),
+            ));
+        }
+    };
+    if n == 0 || shape.numel() == 0 {
+        return Err(invalid(path, format!("the array {dims:?} holds no images")));
+    }
+    Ok((shape, n))
+}
+
+/// Images of an IDX or `.npy` file: shape, pixels, count.
+fn read_images(path: &Path) -> Result<(ImageShape, Pixels, usize), DataError> {
+    let bytes = read_all(path)?;
+    if bytes.starts_with(NPY_MAGIC) {
+        let npy = open_npy(path, &bytes)?;
+        let dims: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+        let (shape, n) = shape_of(path, &dims)?;
+        let descr = npy.dtype().descr().trim_matches('\'').to_string();
+        let pixels = match descr.as_str() {
+            "|u1" | "<u1" => Pixels::Bytes(
+                npy.into_vec::<u8>()
+                    .map_err(|e| invalid(path, format!("unreadable data ({e})")))?,
+            ),
+            "<f4" => {
+                let v = npy
+                    .into_vec::<f32>()
+                    .map_err(|e| invalid(path, format!("unreadable data ({e})")))?;
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(invalid(path, format!("value {i} is {}", v[i])));
+                }
+                Pixels::Floats(v)
+            }
+            other => {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "dtype {other} is not supported; save uint8 pixels or float32 values \
+                         (e.g. numpy.save(path, x.astype(numpy.float32)))"
+                    ),
+                ));
+            }
+        };
+        return Ok((shape, pixels, n));
+    }
+    let IdxArray { dims, data } = parse_any_idx(path, &bytes)?;
+    let (shape, n) = shape_of(path, &dims)?;
+    if dims.len() == 2 {
+        return Err(invalid(
+            path,
+            format!("IDX images need 3 or 4 dimensions, this file has {dims:?}"),
+        ));
+    }
+    Ok((shape, Pixels::Bytes(data), n))
+}
+
+/// Labels of an IDX or `.npy` file: one non-negative integer per image.
+fn read_labels(path: &Path) -> Result<Vec<u32>, DataError> {
+    let bytes = read_all(path)?;
+    if bytes.starts_with(NPY_MAGIC) {
+        let npy = open_npy(path, &bytes)?;
+        if npy.shape().len() != 1 {
+            return Err(invalid(
+                path,
+                format!(
+                    "labels have shape {:?}; expected one dimension [n]",
+                    npy.shape()
+                ),
+            ));
+        }
+        let descr = npy.dtype().descr().trim_matches('\'').to_string();
+        let labels: Vec<i64> = match descr.as_str() {
+            "|u1" | "<u1" => npy
+                .into_vec::<u8>()
+                .map(|v| v.into_iter().map(i64::from).collect()),
+            "<i4" => npy
+                .into_vec::<i32>()
+                .map(|v| v.into_iter().map(i64::from).collect()),
+            "<i8" => npy.into_vec::<i64>(),
+            "<u4" => npy
+                .into_vec::<u32>()
+                .map(|v| v.into_iter().map(i64::from).collect()),
+            other => {
+                return Err(invalid(
+                    path,
+                    format!("labels of dtype {other}; save integers (uint8, int32 or int64)"),
+                ));
+            }
+        }
+        .map_err(|e| invalid(path, format!("unreadable data ({e})")))?;
+        return labels
+            .into_iter()
+            .map(|l| {
+                u32::try_from(l)
+                    .ok()
+                    .filter(|&l| l < 1 << 16)
+                    .ok_or_else(|| {
+                        invalid(path, format!("label {l} is not a class index in 0..65536"))
+                    })
+            })
+            .collect();
+    }
+    let IdxArray { dims, data } = parse_any_idx(path, &bytes)?;
+    if dims.len() != 1 {
+        return Err(invalid(
+            path,
+            format!("labels have dimensions {dims:?}; expected one dimension [n]"),
+        ));
+    }
+    Ok(data.into_iter().map(u32::from).collect())
+}
+
+/// An IDX array of any number of dimensions.
+fn parse_any_idx(path: &Path, bytes: &[u8]) -> Result<IdxArray, DataError> {
+    let ndims = idx_dims(path, bytes)?.len();
+    parse_idx(bytes, ndims).map_err(|reason| invalid(path, reason))
+}
+
+fn open_npy<'a>(path: &Path, bytes: &'a [u8]) -> Result<npyz::NpyFile<&'a [u8]>, DataError> {
+    let npy = npyz::NpyFile::new(bytes)
+        .map_err(|e| invalid(path, format!("unreadable .npy header ({e})")))?;
+    if npy.order() != npyz::Order::C {
+        return Err(invalid(
+            path,
+            "the array is in Fortran order; save it in C order (numpy.ascontiguousarray)".into(),
+        ));
+    }
+    Ok(npy)
+}

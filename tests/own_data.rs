@@ -1,0 +1,232 @@
+//! The user's own data: any IDX image files (shape from the header), NumPy arrays (uint8 or
+//! float32, grey or colour), trained through `train` into a complete run folder; and the
+//! errors that name the bad file.
+use crate::util::{options, small_mnist_vae, training_lock};
+use ae::data::idx::encode_idx;
+use ae::data::{DataConfig, FilesConfig};
+use ae::models::ModelConfig;
+use ae::models::nets::Architecture;
+use ae::train::train;
+use std::path::{Path, PathBuf};
+
+/// `n` 8×8 images of 10 classes (class c: a bright bar in row c % 8 and column c / 2, plus
+/// seeded noise), like scikit-learn's 8×8 digits in size; pixels and labels.
+fn digits_8x8(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let c = i % 10;
+        for y in 0..8 {
+            for x in 0..8 {
+                let on = y == c % 8 || x == c / 2;
+                let noise = (next() % 40) as u8;
+                pixels.push(if on { 215 + noise } else { noise });
+            }
+        }
+        labels.push(c as u8);
+    }
+    (pixels, labels)
+}
+
+/// A `.npy` file (format 1.0, C order) as `numpy.save` writes it.
+fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(data);
+    out
+}
+
+fn write(dir: &Path, name: &str, bytes: Vec<u8>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// The run folder has what every run writes, and its config names the data set.
+fn assert_complete_run(dir: &Path, dataset: &str) {
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "summary.json",
+        "model.bpk",
+        "reconstructions.png",
+        "samples.png",
+    ] {
+        assert!(dir.join(f).is_file(), "missing {f}");
+    }
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(
+        config.contains(&format!("dataset = \"{dataset}\"")),
+        "{config}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["loss"].as_f64().unwrap().is_finite(), "{summary}");
+}
+
+#[test]
+fn an_8x8_idx_set_trains_with_its_shape_from_the_header() {
+    let _g = training_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let (train_px, train_lb) = digits_8x8(400, 1);
+    let (valid_px, valid_lb) = digits_8x8(100, 2);
+    let mut files = FilesConfig::new(write(
+        d,
+        "train-images",
+        encode_idx(&[400, 8, 8], &train_px),
+    ));
+    files.train_labels = Some(write(d, "train-labels", encode_idx(&[400], &train_lb)));
+    files.valid_images = Some(write(
+        d,
+        "valid-images",
+        encode_idx(&[100, 8, 8], &valid_px),
+    ));
+    files.valid_labels = Some(write(d, "valid-labels", encode_idx(&[100], &valid_lb)));
+    let mut cfg = small_mnist_vae();
+    cfg.name = "digits8".into();
+    cfg.batch_size = 50;
+    cfg.data = DataConfig::Idx(files);
+    assert_eq!(cfg.data.shape(), ae::core::ImageShape::new(1, 8, 8));
+    assert_eq!(cfg.data.num_classes(), 10);
+    let run = train(cfg, &options(&d.join("runs"))).unwrap();
+    assert_complete_run(&run.dir, "idx");
+    let rows = std::fs::read_to_string(run.dir.join("metrics.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+}
+
+#[test]
+fn a_colour_float_npy_array_trains_a_conv_vae_with_a_held_out_split() {
+    let _g = training_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // 240 RGB 16×16 images in [0, 1]: a colour gradient whose hue depends on the label.
+    let (n, side) = (240, 16);
+    let mut values = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..n {
+        let c = i % 3;
+        for ch in 0..3 {
+            for y in 0..side {
+                for x in 0..side {
+                    let v = if ch == c { (x + y) as f32 / 30.0 } else { 0.1 };
+                    values.extend(v.to_le_bytes());
+                }
+            }
+        }
+        labels.extend((c as i64).to_le_bytes());
+    }
+    let mut files = FilesConfig::new(write(d, "x.npy", npy("<f4", &[n, 3, side, side], &values)));
+    files.train_labels = Some(write(d, "y.npy", npy("<i8", &[n], &labels)));
+    files.valid_fraction = 0.25;
+    let mut cfg = small_mnist_vae();
+    cfg.name = "colour".into();
+    cfg.batch_size = 30;
+    if let ModelConfig::Vae(m) = &mut cfg.model {
+        m.architecture = Architecture::Conv {
+            channels: vec![16, 32],
+            hidden: 64,
+        };
+    }
+    cfg.data = DataConfig::Npy(files);
+    assert_eq!(cfg.data.shape(), ae::core::ImageShape::new(3, side, side));
+    let (train_set, valid_set) = cfg.data.load().unwrap();
+    use burn::data::dataset::Dataset;
+    assert_eq!((train_set.len(), valid_set.len()), (180, 60));
+    let item = train_set.get(0).unwrap();
+    assert_eq!(item.values.as_ref().map(Vec::len), Some(3 * side * side));
+    let run = train(cfg, &options(&d.join("runs"))).unwrap();
+    assert_complete_run(&run.dir, "npy");
+    // Colour images come out in colour: the PNG's colour type byte (IHDR) is 2 (RGB).
+    let png = std::fs::read(run.dir.join("reconstructions.png")).unwrap();
+    assert_eq!(png[25], 2, "reconstructions.png is RGB");
+}
+
+#[test]
+fn a_uint8_npy_vector_array_loads_as_one_row_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data: Vec<u8> = (0..20 * 12).map(|i| (i * 7 % 256) as u8).collect();
+    let files = FilesConfig::new(write(d, "v.npy", npy("|u1", &[20, 12], &data)));
+    let cfg = DataConfig::Npy(files);
+    assert_eq!(cfg.shape(), ae::core::ImageShape::new(1, 1, 12));
+    let (train_set, valid_set) = cfg.load().unwrap();
+    use burn::data::dataset::Dataset;
+    assert_eq!((train_set.len(), valid_set.len()), (18, 2));
+    assert_eq!(train_set.get(0).unwrap().pixels.len(), 12);
+}
+
+#[test]
+fn bad_own_data_is_reported_with_the_file_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let err = |files: FilesConfig| DataConfig::Npy(files).load().unwrap_err().to_string();
+    // Missing file.
+    let e = err(FilesConfig::new(d.join("nowhere.npy")));
+    assert!(
+        e.contains("nowhere.npy") && e.contains("Your own data"),
+        "{e}"
+    );
+    // Wrong rank.
+    let p = write(d, "rank5.npy", npy("|u1", &[1, 1, 1, 1, 2], &[0, 1]));
+    let e = err(FilesConfig::new(&p));
+    assert!(e.contains("rank5.npy") && e.contains("5 dimensions"), "{e}");
+    // Unsupported dtype.
+    let p = write(d, "f8.npy", npy("<f8", &[2, 1], &[0; 16]));
+    let e = err(FilesConfig::new(&p));
+    assert!(
+        e.contains("f8.npy") && e.contains("<f8") && e.contains("float32"),
+        "{e}"
+    );
+    // Labels count ≠ images count.
+    let images = write(d, "imgs.npy", npy("|u1", &[3, 2, 2], &[0; 12]));
+    let mut files = FilesConfig::new(&images);
+    files.train_labels = Some(write(d, "lbls.npy", npy("|u1", &[2], &[0, 1])));
+    let e = err(files);
+    assert!(
+        e.contains("lbls.npy") && e.contains("2 labels for 3 images"),
+        "{e}"
+    );
+    // Truncated data.
+    let mut bytes = npy("|u1", &[3, 2, 2], &[0; 12]);
+    bytes.truncate(bytes.len() - 5);
+    let e = err(FilesConfig::new(write(d, "short.npy", bytes)));
+    assert!(e.contains("short.npy"), "{e}");
+    // Validation images of another shape.
+    let other = write(d, "other.npy", npy("|u1", &[3, 3, 3], &[0; 27]));
+    let mut files = FilesConfig::new(&images);
+    files.valid_images = Some(other);
+    let e = err(files);
+    assert!(e.contains("other.npy") && e.contains("same shape"), "{e}");
+    // Neither IDX nor .npy.
+    let e = err(FilesConfig::new(write(d, "notes.txt", b"hello".to_vec())));
+    assert!(
+        e.contains("notes.txt") && e.contains("neither an IDX file"),
+        "{e}"
+    );
+    // IDX of floats (type 0x0D) is refused, naming the type.
+    let mut idx = encode_idx(&[1, 2, 2], &[0; 4]);
+    idx[2] = 0x0d;
+    let e = DataConfig::Idx(FilesConfig::new(write(d, "floats.idx", idx)))
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("floats.idx") && e.contains("0x0d"), "{e}");
+}
