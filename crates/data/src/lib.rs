@@ -4,7 +4,7 @@
 //! - [`mnist`]: the four standard MNIST files from a user-given directory.
 //! - [`dsprites`]: dSprites (Matthey et al. 2017) generated procedurally: 3 shapes × 6 scales ×
 //!   40 orientations × 32 × 32 positions = 737,280 64×64 binary images with their factors.
-//! - [`array`]: the user's own images: any IDX image file, NumPy `.npy` arrays (uint8 or
+//! - [`array`](mod@array): the user's own images: any IDX image file, NumPy `.npy` arrays (uint8 or
 //!   float32), with optional labels.
 //! - [`counts`]: synthetic spike counts (latent factors → Poisson / negative-binomial rates).
 //! - [`DataConfig`]: the `[data]` table of an experiment config, resolved into train/valid
