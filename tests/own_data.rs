@@ -6,6 +6,7 @@ use ae::data::idx::encode_idx;
 use ae::data::{DataConfig, FilesConfig};
 use ae::models::ModelConfig;
 use ae::models::nets::Architecture;
+use ae::train::evaluation::FinishedRun;
 use ae::train::train;
 use std::path::{Path, PathBuf};
 
@@ -110,6 +111,37 @@ fn an_8x8_idx_set_trains_with_its_shape_from_the_header() {
     assert_complete_run(&run.dir, "idx");
     let rows = std::fs::read_to_string(run.dir.join("metrics.csv")).unwrap();
     assert_eq!(rows.lines().count(), 3, "{rows}");
+
+    // Latents out (`encode`): label, μ and log σ² of every validation image, as CSV and .npy.
+    let opened = FinishedRun::open(&run.dir, "valid", None, None, Some("flex")).unwrap();
+    let latents = ae::train::latents::encode(&opened, 32).unwrap();
+    assert_eq!((latents.labels.len(), latents.dim), (100, 20));
+    assert_eq!(latents.labels[..3], [0, 1, 2]);
+    let csv_path = d.join("latents.csv");
+    latents.write(&csv_path).unwrap();
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 101);
+    assert!(lines[0].starts_with("label,mu_0,") && lines[0].ends_with(",logvar_19"));
+    assert_eq!(lines[1].split(',').count(), 41);
+    let npy_path = d.join("latents.npy");
+    latents.write(&npy_path).unwrap();
+    // The array reads back through the `npy` data set's reader: 100 rows of 41 float32s.
+    let back = ae::data::array::ImageArray::load(&npy_path, None).unwrap();
+    assert_eq!(
+        (back.len(), back.shape),
+        (100, ae::core::ImageShape::new(1, 1, 41))
+    );
+    let ae::data::array::Pixels::Floats(v) = &back.pixels else {
+        panic!("float32 latents")
+    };
+    assert_eq!(v[41], 1.0, "row 1 starts with its label");
+    assert_eq!(v[1..21], latents.mean[..20]);
+    let err = latents
+        .write(&d.join("latents.txt"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(".npy or .csv"), "{err}");
 }
 
 #[test]

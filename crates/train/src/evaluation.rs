@@ -75,55 +75,103 @@ pub fn k_list(ks: &[usize]) -> anyhow::Result<Vec<usize>> {
     })
 }
 
+/// A finished run folder opened for evaluation: its config, its trained model on the chosen
+/// device, and one split of its data.
+pub struct FinishedRun {
+    /// The run's saved config (with `--data-dir` applied).
+    pub cfg: ExperimentConfig,
+    /// The trained model (`model.bpk`).
+    pub model: ae_models::Model,
+    /// The device it runs on.
+    pub device: burn::prelude::Device,
+    /// The device's name (`flex`, `cuda:0`, …).
+    pub device_name: String,
+    /// The split asked for (the first `limit` images when a limit was given).
+    pub data: ImageDataset,
+}
+
+impl FinishedRun {
+    /// Opens `dir` (which must hold `config.toml` and `model.bpk`), loads the `split`
+    /// (`valid` or `train`) of its data, at most `limit` images, and its model on `device`
+    /// (default: the run's).
+    pub fn open(
+        dir: &Path,
+        split: &str,
+        limit: Option<usize>,
+        data_dir: Option<&Path>,
+        device: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let cfg_path = dir.join("config.toml");
+        if !cfg_path.is_file() {
+            bail!(
+                "{} is not a run folder (no config.toml); pass the folder `train` printed",
+                dir.display()
+            );
+        }
+        let weights = dir.join("model.bpk");
+        if !weights.is_file() {
+            bail!(
+                "{} has no model.bpk: the run has not finished; continue it with train --resume {}",
+                dir.display(),
+                dir.display()
+            );
+        }
+        let mut cfg = ExperimentConfig::load(&cfg_path)?;
+        if let Some(d) = data_dir {
+            cfg.data.set_data_dir(d.to_path_buf());
+        }
+        let device_name = device
+            .map(str::to_string)
+            .or(cfg.device.clone())
+            .unwrap_or_else(|| device::default_name().to_string());
+        let device = device::parse(&device_name)?;
+        let (train, valid) = cfg.data.load().context("cannot load the dataset")?;
+        let data: ImageDataset = match split {
+            "valid" => valid,
+            "train" => train,
+            other => bail!("--split {other}: use valid or train"),
+        };
+        let data = match limit {
+            Some(0) => bail!("--limit must be at least 1"),
+            Some(n) => data.head(n),
+            None => data,
+        };
+        let record = burn::store::ModuleRecord::load(&weights)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", weights.display()))?;
+        let model = cfg
+            .model
+            .init(cfg.data.shape(), &device)
+            .load_record(record);
+        Ok(Self {
+            cfg,
+            model,
+            device,
+            device_name,
+            data,
+        })
+    }
+}
+
 /// Evaluates the run in `dir` and writes `eval.json` and `eval.md` there.
 pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport> {
-    let cfg_path = dir.join("config.toml");
-    if !cfg_path.is_file() {
-        bail!(
-            "{} is not a run folder (no config.toml); pass the folder `train` printed",
-            dir.display()
-        );
-    }
-    let weights = dir.join("model.bpk");
-    if !weights.is_file() {
-        bail!(
-            "{} has no model.bpk: the run has not finished; continue it with train --resume {}",
-            dir.display(),
-            dir.display()
-        );
-    }
     for m in &req.metrics {
         if !["elbo", "iwae", "decomposition", "disentanglement"].contains(&m.as_str()) {
             bail!("--metrics {m}: use elbo, iwae, decomposition, disentanglement");
         }
     }
-    let mut cfg = ExperimentConfig::load(&cfg_path)?;
-    if let Some(d) = &req.data_dir {
-        cfg.data.set_data_dir(d.clone());
-    }
-    let device_name = req
-        .device
-        .clone()
-        .or(cfg.device.clone())
-        .unwrap_or_else(|| device::default_name().to_string());
-    let device = device::parse(&device_name)?;
-    let (train, valid) = cfg.data.load().context("cannot load the dataset")?;
-    let data: ImageDataset = match req.split.as_str() {
-        "valid" => valid,
-        "train" => train,
-        other => bail!("--split {other}: use valid or train"),
-    };
-    let data = match req.limit {
-        Some(0) => bail!("--limit must be at least 1"),
-        Some(n) => data.head(n),
-        None => data,
-    };
-    let record = burn::store::ModuleRecord::load(&weights)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", weights.display()))?;
-    let model = cfg
-        .model
-        .init(cfg.data.shape(), &device)
-        .load_record(record);
+    let FinishedRun {
+        cfg,
+        model,
+        device,
+        device_name,
+        data,
+    } = FinishedRun::open(
+        dir,
+        &req.split,
+        req.limit,
+        req.data_dir.as_deref(),
+        req.device.as_deref(),
+    )?;
     let wants = |m: &str| req.metrics.iter().any(|x| x == m);
     let seed = req.seed.unwrap_or(cfg.seed);
     let anomaly_classes = match &req.anomaly {

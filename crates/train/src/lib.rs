@@ -26,6 +26,7 @@ mod config;
 pub mod device;
 pub mod evaluation;
 mod images;
+pub mod latents;
 pub mod loader;
 pub mod lock;
 pub mod optim;

@@ -1,0 +1,68 @@
+//! `encode`: writes the latents of a finished run's images (label, posterior mean μ, and
+//! log σ² for models with a Gaussian posterior) to a `.npy` array or a `.csv` table.
+//!
+//! ```sh
+//! cargo run --release -p experiments --bin encode -- runs/vae_mnist/RUN --out latents.npy
+//! ```
+use ae_train::evaluation::FinishedRun;
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Latents of a trained run, for analysis outside the framework.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The run folder (with config.toml and model.bpk).
+    run_dir: PathBuf,
+    /// Output file: `.npy` (float32 [n, 1 + d (+ d)]: label, μ, log σ²) or `.csv` (the same
+    /// columns, named).
+    #[arg(long)]
+    out: PathBuf,
+    /// Which split: valid (the held-out images) or train.
+    #[arg(long, default_value = "valid")]
+    split: String,
+    /// Encode only the first N images of the split.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Directory with the MNIST files (else the run's config, else $AE_MNIST_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (default: the run's).
+    // The brackets are `--help` text, not links (escaping them would show in `--help`).
+    #[allow(rustdoc::broken_intra_doc_links)]
+    #[arg(long)]
+    device: Option<String>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+}
+
+fn main() {
+    ae_train::threads::keep_freed_memory();
+    ae_train::threads::join_compute_pool();
+    let args = Args::parse();
+    let run = || -> anyhow::Result<usize> {
+        ae_train::latents::check_output(&args.out)?;
+        let run = FinishedRun::open(
+            &args.run_dir,
+            &args.split,
+            args.limit,
+            args.data_dir.as_deref(),
+            args.device.as_deref(),
+        )?;
+        let latents = ae_train::latents::encode(&run, args.batch_size)?;
+        latents.write(&args.out)?;
+        Ok(latents.labels.len())
+    };
+    match run() {
+        Ok(n) => println!(
+            "wrote the latents of {n} {} images to {}",
+            args.split,
+            args.out.display()
+        ),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
