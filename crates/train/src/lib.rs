@@ -23,6 +23,7 @@ mod atomic;
 pub mod bench;
 pub mod checkpoint;
 mod config;
+pub mod decodes;
 pub mod device;
 pub mod evaluation;
 mod images;

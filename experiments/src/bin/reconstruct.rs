@@ -1,0 +1,59 @@
+//! `reconstruct`: a PNG grid of a finished run's images over their reconstructions.
+//!
+//! ```sh
+//! cargo run --release -p experiments --bin reconstruct -- runs/vae_mnist/RUN -n 50 --out recon.png
+//! ```
+use ae_train::evaluation::FinishedRun;
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Images of a trained run's data over their reconstructions, as a PNG grid.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The run folder (with config.toml and model.bpk).
+    run_dir: PathBuf,
+    /// Number of images (10 per row, over their reconstructions).
+    #[arg(short, default_value_t = 50)]
+    n: usize,
+    /// Which split: valid (the held-out images) or train.
+    #[arg(long, default_value = "valid")]
+    split: String,
+    /// Output PNG (default: RUN_DIR/reconstructions-SPLIT-N.png).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Directory with the MNIST files (else the run's config, else $AE_MNIST_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (default: the run's).
+    // The brackets are `--help` text, not links (escaping them would show in `--help`).
+    #[allow(rustdoc::broken_intra_doc_links)]
+    #[arg(long)]
+    device: Option<String>,
+}
+
+fn main() {
+    ae_train::threads::keep_freed_memory();
+    ae_train::threads::join_compute_pool();
+    let args = Args::parse();
+    let run = || -> anyhow::Result<PathBuf> {
+        let run = FinishedRun::open(
+            &args.run_dir,
+            &args.split,
+            Some(args.n.max(1)),
+            args.data_dir.as_deref(),
+            args.device.as_deref(),
+        )?;
+        let name = format!("reconstructions-{}-{}.png", args.split, args.n);
+        let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(name));
+        ae_train::decodes::reconstruct(&run, args.n, &out)?;
+        Ok(out)
+    };
+    match run() {
+        Ok(out) => println!("wrote {}", out.display()),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

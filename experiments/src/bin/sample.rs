@@ -1,0 +1,67 @@
+//! `sample`: a PNG grid of decodes of prior samples from a finished run (one class of a
+//! conditional model with `--class`).
+//!
+//! ```sh
+//! cargo run --release -p experiments --bin sample -- runs/cvae_mnist/RUN -n 64 --class 3 --out threes.png
+//! ```
+use ae_train::evaluation::FinishedRun;
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Prior samples of a trained run as a PNG grid.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The run folder (with config.toml and model.bpk).
+    run_dir: PathBuf,
+    /// Number of samples (8 per row).
+    #[arg(short, default_value_t = 64)]
+    n: usize,
+    /// Sample this class only (conditional models).
+    #[arg(long)]
+    class: Option<usize>,
+    /// Seed of the prior draws (default: the run's seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output PNG (default: RUN_DIR/samples-N.png, or samples-N-class-C.png).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Directory with the MNIST files (else the run's config, else $AE_MNIST_DIR).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (default: the run's).
+    // The brackets are `--help` text, not links (escaping them would show in `--help`).
+    #[allow(rustdoc::broken_intra_doc_links)]
+    #[arg(long)]
+    device: Option<String>,
+}
+
+fn main() {
+    ae_train::threads::keep_freed_memory();
+    ae_train::threads::join_compute_pool();
+    let args = Args::parse();
+    let run = || -> anyhow::Result<PathBuf> {
+        let run = FinishedRun::open(
+            &args.run_dir,
+            "valid",
+            Some(1),
+            args.data_dir.as_deref(),
+            args.device.as_deref(),
+        )?;
+        let name = match args.class {
+            Some(c) => format!("samples-{}-class-{c}.png", args.n),
+            None => format!("samples-{}.png", args.n),
+        };
+        let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(name));
+        let seed = args.seed.unwrap_or(run.cfg.seed);
+        ae_train::decodes::sample(&run, args.n, args.class, seed, &out)?;
+        Ok(out)
+    };
+    match run() {
+        Ok(out) => println!("wrote {}", out.display()),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
