@@ -3,7 +3,7 @@
 //! errors that name the bad file.
 use crate::util::{options, small_mnist_vae, training_lock};
 use ae::data::idx::encode_idx;
-use ae::data::{DataConfig, FilesConfig};
+use ae::data::{DataConfig, FilesConfig, FolderConfig};
 use ae::models::ModelConfig;
 use ae::models::nets::Architecture;
 use ae::train::evaluation::FinishedRun;
@@ -261,4 +261,132 @@ fn bad_own_data_is_reported_with_the_file_and_the_fix() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("floats.idx") && e.contains("0x0d"), "{e}");
+}
+
+/// Writes an RGB PNG of `h` × `w` pixels, each `rgb(y, x)`.
+fn png(path: &Path, (h, w): (u32, u32), rgb: impl Fn(u32, u32) -> [u8; 3]) {
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb(rgb(y, x)))
+        .save(path)
+        .unwrap();
+}
+
+#[test]
+fn an_rgb_png_folder_with_class_subfolders_trains_resized_to_one_size() {
+    let _g = training_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("shapes");
+    for (c, name) in ["blue", "green", "red"].iter().enumerate() {
+        std::fs::create_dir_all(root.join(name)).unwrap();
+        for i in 0..20u32 {
+            // 20 × 24 images (resized and centre-cropped to 16 × 16), one colour per class.
+            png(
+                &root.join(name).join(format!("{i:02}.png")),
+                (20, 24),
+                |y, x| {
+                    let mut px = [20u8; 3];
+                    px[2 - c] = ((x + y + i) * 5).min(255) as u8;
+                    px
+                },
+            );
+        }
+    }
+    let mut folder = FolderConfig::new(&root);
+    folder.size = Some([16, 16]);
+    folder.valid_fraction = 0.25;
+    let data = DataConfig::ImageFolder(folder);
+    assert_eq!(data.shape(), ae::core::ImageShape::new(3, 16, 16));
+    assert_eq!(data.num_classes(), 3);
+    let (train_set, valid_set) = data.load().unwrap();
+    use burn::data::dataset::Dataset;
+    assert_eq!((train_set.len(), valid_set.len()), (45, 15));
+    // Labels follow the sorted class folders: blue 0, green 1, red 2; red images are red.
+    let labels: Vec<u32> = (0..45).map(|i| train_set.get(i).unwrap().label).collect();
+    assert!(labels.iter().all(|&l| l < 3) && labels.contains(&2));
+    let red = (0..45)
+        .map(|i| train_set.get(i).unwrap())
+        .find(|x| x.label == 2)
+        .unwrap();
+    let plane = 16 * 16;
+    let mean = |c: usize| {
+        red.pixels[c * plane..(c + 1) * plane]
+            .iter()
+            .map(|&v| v as f64)
+            .sum::<f64>()
+            / plane as f64
+    };
+    assert!(
+        mean(0) > 2.0 * mean(2),
+        "red plane {} vs blue plane {}",
+        mean(0),
+        mean(2)
+    );
+
+    let mut cfg = small_mnist_vae();
+    cfg.name = "shapes".into();
+    cfg.batch_size = 15;
+    if let ModelConfig::Vae(m) = &mut cfg.model {
+        m.architecture = Architecture::Conv {
+            channels: vec![16, 32],
+            hidden: 64,
+        };
+    }
+    cfg.data = data;
+    let run = train(cfg, &options(&tmp.path().join("runs"))).unwrap();
+    assert_complete_run(&run.dir, "image_folder");
+    let png_bytes = std::fs::read(run.dir.join("samples.png")).unwrap();
+    assert_eq!(png_bytes[25], 2, "samples.png is RGB");
+}
+
+#[test]
+fn bad_image_folders_are_reported_with_the_file_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let err = |folder: FolderConfig| {
+        DataConfig::ImageFolder(folder)
+            .load()
+            .unwrap_err()
+            .to_string()
+    };
+    // Missing and empty folders.
+    let e = err(FolderConfig::new(d.join("nowhere")));
+    assert!(e.contains("nowhere") && e.contains("PNG or JPEG"), "{e}");
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    let e = err(FolderConfig::new(d.join("empty")));
+    assert!(e.contains("empty") && e.contains("no .png"), "{e}");
+    // Mixed sizes without `size`: the odd file is named, with the fix.
+    let mixed = d.join("mixed");
+    std::fs::create_dir_all(&mixed).unwrap();
+    png(&mixed.join("a.png"), (8, 8), |_, _| [0, 0, 0]);
+    png(&mixed.join("b.png"), (9, 8), |_, _| [0, 0, 0]);
+    let e = err(FolderConfig::new(&mixed));
+    assert!(
+        e.contains("b.png") && e.contains("size = [height, width]"),
+        "{e}"
+    );
+    // An unreadable image.
+    let bad = d.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    png(&bad.join("a.png"), (8, 8), |_, _| [0, 0, 0]);
+    std::fs::write(bad.join("b.png"), b"not a png").unwrap();
+    let mut folder = FolderConfig::new(&bad);
+    folder.size = Some([8, 8]);
+    let e = err(folder);
+    assert!(e.contains("b.png") && e.contains("unreadable"), "{e}");
+    // A validation class the training folder does not have; channels other than 1 or 3.
+    for (split, class) in [("train", "cat"), ("valid", "dog")] {
+        std::fs::create_dir_all(d.join(split).join(class)).unwrap();
+        png(&d.join(split).join(class).join("a.png"), (8, 8), |_, _| {
+            [9, 9, 9]
+        });
+        png(&d.join(split).join(class).join("b.png"), (8, 8), |_, _| {
+            [9, 9, 9]
+        });
+    }
+    let mut folder = FolderConfig::new(d.join("train"));
+    folder.valid_dir = Some(d.join("valid"));
+    let e = err(folder.clone());
+    assert!(e.contains("dog") && e.contains("training classes"), "{e}");
+    folder.channels = 4;
+    let e = err(folder);
+    assert!(e.contains("data.channels"), "{e}");
 }

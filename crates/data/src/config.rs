@@ -107,6 +107,8 @@ pub enum DataConfig {
     /// NumPy `.npy` arrays: `uint8` pixels (0–255, scaled to [0, 1]) or `float32` values
     /// (used as they are).
     Npy(FilesConfig),
+    /// A folder of PNG/JPEG images, grey or RGB, class sub-folders as labels.
+    ImageFolder(FolderConfig),
 }
 
 /// Where the user's own images are (the `idx` and `npy` data sets) and how to split them.
@@ -219,66 +221,219 @@ impl FilesConfig {
             &self.train_images,
             self.train_labels.as_deref(),
         )?);
-        let (train, valid) = match &self.valid_images {
-            Some(path) => {
-                let valid = Arc::new(ImageArray::load(path, self.valid_labels.as_deref())?);
-                let train_idx = subset(train.len(), self.train_limit, self.split_seed);
-                let valid_idx = subset(
-                    valid.len(),
-                    self.valid_limit,
-                    self.split_seed.wrapping_add(1),
-                );
-                (
-                    ImageDataset::Array {
-                        array: train,
-                        indices: train_idx,
-                    },
-                    ImageDataset::Array {
-                        array: valid,
-                        indices: valid_idx,
-                    },
-                )
-            }
-            None => {
-                let n = train.len();
-                let n_valid = ((n as f64 * self.valid_fraction).round() as usize).clamp(1, n - 1);
-                if n < 2 {
-                    return Err(DataError::Config(format!(
-                        "{} holds {n} image; a validation split needs at least 2 (or give                          data.valid_images)",
-                        self.train_images.display()
-                    )));
-                }
-                let mut all: Vec<u32> = (0..n as u32).collect();
-                all.shuffle(&mut SmallRng::seed_from_u64(self.split_seed));
-                let mut valid_idx = all[..n_valid].to_vec();
-                let mut train_idx = all[n_valid..].to_vec();
-                if let Some(l) = self.train_limit {
-                    train_idx.truncate(l);
-                }
-                if let Some(l) = self.valid_limit {
-                    valid_idx.truncate(l);
-                }
-                (
-                    ImageDataset::Array {
-                        array: train.clone(),
-                        indices: Arc::new(train_idx),
-                    },
-                    ImageDataset::Array {
-                        array: train,
-                        indices: Arc::new(valid_idx),
-                    },
-                )
-            }
+        let valid = match &self.valid_images {
+            Some(path) => Some(Arc::new(ImageArray::load(
+                path,
+                self.valid_labels.as_deref(),
+            )?)),
+            None => None,
         };
-        if self.binarize.is_none() {
-            return Ok((train, valid));
+        make_splits(
+            (train, &self.train_images),
+            valid,
+            Split {
+                valid_fraction: self.valid_fraction,
+                train_limit: self.train_limit,
+                valid_limit: self.valid_limit,
+                split_seed: self.split_seed,
+                binarize: self.binarize,
+            },
+        )
+    }
+}
+
+/// How the user's own images are split and subset.
+struct Split {
+    valid_fraction: f64,
+    train_limit: Option<usize>,
+    valid_limit: Option<usize>,
+    split_seed: u64,
+    binarize: Binarize,
+}
+
+/// The train and validation sets of the user's own images: the validation images when there
+/// are some, else a seeded `valid_fraction` of the training images; seeded subsets; binarised
+/// when asked.
+fn make_splits(
+    (train, train_path): (Arc<ImageArray>, &std::path::Path),
+    valid: Option<Arc<ImageArray>>,
+    split: Split,
+) -> Result<(ImageDataset, ImageDataset), DataError> {
+    let Split {
+        valid_fraction,
+        train_limit,
+        valid_limit,
+        split_seed,
+        binarize,
+    } = split;
+    let (train, valid) = match valid {
+        Some(valid) => {
+            let train_idx = subset(train.len(), train_limit, split_seed);
+            let valid_idx = subset(valid.len(), valid_limit, split_seed.wrapping_add(1));
+            (
+                ImageDataset::Array {
+                    array: train,
+                    indices: train_idx,
+                },
+                ImageDataset::Array {
+                    array: valid,
+                    indices: valid_idx,
+                },
+            )
         }
-        let wrap = |inner, stream: u64| ImageDataset::Binarized {
-            inner: Arc::new(inner),
-            mode: self.binarize,
-            seed: crate::seeded::mix(&[self.split_seed, stream]),
+        None => {
+            let n = train.len();
+            if n < 2 {
+                return Err(DataError::Config(format!(
+                    "{} holds {n} image; a validation split needs at least 2 (or give \
+                     separate validation images)",
+                    train_path.display()
+                )));
+            }
+            let n_valid = ((n as f64 * valid_fraction).round() as usize).clamp(1, n - 1);
+            let mut all: Vec<u32> = (0..n as u32).collect();
+            all.shuffle(&mut SmallRng::seed_from_u64(split_seed));
+            let mut valid_idx = all[..n_valid].to_vec();
+            let mut train_idx = all[n_valid..].to_vec();
+            if let Some(l) = train_limit {
+                train_idx.truncate(l);
+            }
+            if let Some(l) = valid_limit {
+                valid_idx.truncate(l);
+            }
+            (
+                ImageDataset::Array {
+                    array: train.clone(),
+                    indices: Arc::new(train_idx),
+                },
+                ImageDataset::Array {
+                    array: train,
+                    indices: Arc::new(valid_idx),
+                },
+            )
+        }
+    };
+    if binarize.is_none() {
+        return Ok((train, valid));
+    }
+    let wrap = |inner, stream: u64| ImageDataset::Binarized {
+        inner: Arc::new(inner),
+        mode: binarize,
+        seed: crate::seeded::mix(&[split_seed, stream]),
+    };
+    Ok((wrap(train, 0x0074_7261_696e), wrap(valid, 0x7465_7374)))
+}
+
+/// A folder of PNG/JPEG images (the `image_folder` data set): files directly in `train_dir`
+/// (label 0) or in one sub-folder per class (labels in the sorted order of the folder names).
+/// Relative paths are relative to the working directory.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderConfig {
+    /// The training images.
+    pub train_dir: PathBuf,
+    /// Validation images, with the same class sub-folders (absent: a seeded `valid_fraction`
+    /// of the training images is held out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_dir: Option<PathBuf>,
+    /// Share of the training images held out when there is no `valid_dir`.
+    #[serde(default = "default_valid_fraction")]
+    pub valid_fraction: f64,
+    /// `[height, width]`: every image resized (shorter side) and centre-cropped to it
+    /// (absent: all images must have the first image's size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<[usize; 2]>,
+    /// 1 (grey) or 3 (RGB).
+    #[serde(default = "default_channels")]
+    pub channels: usize,
+    /// Train on a seeded random subset of this many images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    /// Validate on a seeded random subset of this many images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_limit: Option<usize>,
+    /// Seed of the split and the subsets.
+    #[serde(default)]
+    pub split_seed: u64,
+    /// Binary pixels for Bernoulli likelihoods: `"dynamic"` or `"threshold"`.
+    #[serde(default, skip_serializing_if = "Binarize::is_none")]
+    pub binarize: Binarize,
+}
+
+fn default_channels() -> usize {
+    3
+}
+
+impl FolderConfig {
+    /// The folder `train_dir`, RGB, everything else at its default.
+    pub fn new(train_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            train_dir: train_dir.into(),
+            valid_dir: None,
+            valid_fraction: default_valid_fraction(),
+            size: None,
+            channels: default_channels(),
+            train_limit: None,
+            valid_limit: None,
+            split_seed: 0,
+            binarize: Binarize::None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), DataError> {
+        if ![1, 3].contains(&self.channels) {
+            return Err(DataError::Config(format!(
+                "data.channels must be 1 (grey) or 3 (RGB), got {}",
+                self.channels
+            )));
+        }
+        if self.size.is_some_and(|[h, w]| h == 0 || w == 0) {
+            return Err(DataError::Config("data.size must be positive".into()));
+        }
+        if self.valid_dir.is_none() && !(self.valid_fraction > 0.0 && self.valid_fraction < 1.0) {
+            return Err(DataError::Config(format!(
+                "data.valid_fraction must be in (0, 1) when there is no data.valid_dir, got {}",
+                self.valid_fraction
+            )));
+        }
+        if self.train_limit == Some(0) || self.valid_limit == Some(0) {
+            return Err(DataError::Config(
+                "data.train_limit and data.valid_limit must be at least 1".into(),
+            ));
+        }
+        crate::folder::shape(&self.train_dir, self.size, self.channels).map(|_| ())
+    }
+
+    fn load(&self) -> Result<(ImageDataset, ImageDataset), DataError> {
+        self.validate()?;
+        let (train, classes) =
+            crate::folder::load(&self.train_dir, None, self.size, self.channels)?;
+        // Validation images take the training images' size and class order.
+        let size = Some(self.size.unwrap_or([train.shape.height, train.shape.width]));
+        let valid = match &self.valid_dir {
+            Some(dir) => {
+                let classes = (!classes.is_empty()).then_some(&classes[..]);
+                Some(Arc::new(
+                    crate::folder::load(dir, classes, size, self.channels)?.0,
+                ))
+            }
+            None => None,
         };
-        Ok((wrap(train, 0x0074_7261_696e), wrap(valid, 0x7465_7374)))
+        make_splits(
+            (Arc::new(train), &self.train_dir),
+            valid,
+            Split {
+                valid_fraction: self.valid_fraction,
+                train_limit: self.train_limit,
+                valid_limit: self.valid_limit,
+                split_seed: self.split_seed,
+                binarize: self.binarize,
+            },
+        )
+    }
+
+    fn num_classes(&self) -> usize {
+        crate::folder::list(&self.train_dir, None).map_or(1, |l| l.classes.len().max(1))
     }
 }
 
@@ -332,6 +487,7 @@ impl DataConfig {
         match self {
             Self::Mnist { binarize, .. } => *binarize,
             Self::Idx(f) | Self::Npy(f) => f.binarize,
+            Self::ImageFolder(f) => f.binarize,
             _ => Binarize::None,
         }
     }
@@ -344,6 +500,7 @@ impl DataConfig {
             Self::Counts { .. } => "counts",
             Self::Idx(_) => "idx",
             Self::Npy(_) => "npy",
+            Self::ImageFolder(_) => "image_folder",
         }
     }
 
@@ -357,6 +514,8 @@ impl DataConfig {
             Self::Idx(f) | Self::Npy(f) => {
                 array::image_shape(&f.train_images).unwrap_or(ImageShape::new(1, 1, 1))
             }
+            Self::ImageFolder(f) => crate::folder::shape(&f.train_dir, f.size, f.channels)
+                .unwrap_or(ImageShape::new(f.channels, 1, 1)),
         }
     }
 
@@ -367,6 +526,7 @@ impl DataConfig {
             Self::Dsprites { .. } => dsprites::SHAPES,
             Self::Counts { .. } => 1,
             Self::Idx(f) | Self::Npy(f) => f.num_classes(),
+            Self::ImageFolder(f) => f.num_classes(),
         }
     }
 
@@ -386,6 +546,7 @@ impl DataConfig {
                 *train_limit = limit
             }
             Self::Idx(f) | Self::Npy(f) => f.train_limit = limit,
+            Self::ImageFolder(f) => f.train_limit = limit,
             Self::Counts { train_limit, .. } => {
                 if let Some(l) = limit {
                     *train_limit = l
@@ -429,6 +590,7 @@ impl DataConfig {
             }
             // Checked with their files by `FilesConfig::load` (typed errors); here for `validate`.
             Self::Idx(ref f) | Self::Npy(ref f) => f.validate().map_err(|e| e.to_string()),
+            Self::ImageFolder(ref f) => f.validate().map_err(|e| e.to_string()),
             Self::Counts {
                 neurons,
                 factors,
@@ -456,6 +618,7 @@ impl DataConfig {
         self.validate().map_err(DataError::Config)?;
         match self {
             Self::Idx(f) | Self::Npy(f) => f.load(),
+            Self::ImageFolder(f) => f.load(),
             Self::Mnist {
                 data_dir,
                 train_limit,

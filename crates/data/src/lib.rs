@@ -6,6 +6,8 @@
 //!   40 orientations × 32 × 32 positions = 737,280 64×64 binary images with their factors.
 //! - [`array`](mod@array): the user's own images: any IDX image file, NumPy `.npy` arrays (uint8 or
 //!   float32), with optional labels.
+//! - [`folder`]: folders of PNG/JPEG images (grey or RGB, resized and centre-cropped, class
+//!   sub-folders as labels).
 //! - [`counts`]: synthetic spike counts (latent factors → Poisson / negative-binomial rates).
 //! - [`DataConfig`]: the `[data]` table of an experiment config, resolved into train/valid
 //!   [`ImageDataset`]s with deterministic seeded subsets.
@@ -19,6 +21,7 @@ mod config;
 pub mod counts;
 pub mod dsprites;
 mod error;
+pub mod folder;
 pub mod idx;
 pub mod mnist;
 pub mod seeded;
