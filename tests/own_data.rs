@@ -241,6 +241,17 @@ fn bad_own_data_is_reported_with_the_file_and_the_fix() {
     bytes.truncate(bytes.len() - 5);
     let e = err(FilesConfig::new(write(d, "short.npy", bytes)));
     assert!(e.contains("short.npy"), "{e}");
+    // A damaged header declaring far more data than the file holds: refused before any
+    // allocation, naming both sizes.
+    let e = err(FilesConfig::new(write(
+        d,
+        "huge.npy",
+        npy("<f4", &[1 << 40, 1, 1, 1], &[0; 16]),
+    )));
+    assert!(
+        e.contains("huge.npy") && e.contains("holds 16 bytes"),
+        "{e}"
+    );
     // Validation images of another shape.
     let other = write(d, "other.npy", npy("|u1", &[3, 3, 3], &[0; 27]));
     let mut files = FilesConfig::new(&images);

@@ -345,7 +345,48 @@ fn open_npy<'a>(path: &Path, bytes: &'a [u8]) -> Result<npyz::NpyFile<&'a [u8]>,
             "the array is in Fortran order; save it in C order (numpy.ascontiguousarray)".into(),
         ));
     }
+    // The data must be exactly what the header declares, checked before anything is
+    // allocated from the header (a damaged header could declare terabytes).
+    let descr = npy.dtype().descr().trim_matches('\'').to_string();
+    let item = descr
+        .get(1..2)
+        .filter(|kind| ["u", "i", "f"].contains(kind))
+        .and_then(|_| descr[2..].parse::<u64>().ok());
+    if let Some(item) = item {
+        let declared = npy
+            .shape()
+            .iter()
+            .try_fold(item, |n, &d| n.checked_mul(d))
+            .unwrap_or(u64::MAX);
+        let held = npy_data_len(bytes);
+        if Some(declared) != held.map(|h| h as u64) {
+            return Err(invalid(
+                path,
+                format!(
+                    "the header declares {:?} {descr} values ({declared} bytes) but the file \
+                     holds {} bytes of data (truncated or padded)",
+                    npy.shape(),
+                    held.unwrap_or(0)
+                ),
+            ));
+        }
+    }
     Ok(npy)
+}
+
+/// Bytes after an `.npy` file's header (format 1.0: a 2-byte header length; 2.0 and 3.0: 4
+/// bytes), or `None` when the preamble is cut short.
+fn npy_data_len(bytes: &[u8]) -> Option<usize> {
+    let (len_bytes, start) = match bytes.get(6)? {
+        1 => (2, 10),
+        _ => (4, 12),
+    };
+    let header = bytes.get(8..8 + len_bytes)?;
+    let header_len = header
+        .iter()
+        .rev()
+        .fold(0usize, |n, &b| (n << 8) | b as usize);
+    bytes.len().checked_sub(start + header_len)
 }
 
 /// A float32 `.npy` file (format 1.0, little-endian, C order) of `values` with `shape`, as
