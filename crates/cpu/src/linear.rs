@@ -415,34 +415,10 @@ pub(crate) fn gemm_serial(
     lhs: MatRef<'_>,
     rhs: MatRef<'_>,
 ) -> Result<(), ShapeError> {
-    let (m, n, k) = product_shape(&lhs, &rhs, dst.len())?;
+    let shape = product_shape(&lhs, &rhs, dst.len())?;
     // SAFETY: dst holds m·n initialised elements (checked above; gemm reads them only when
-    // accumulating), the operands are m × k and k × n inside their slices (their
-    // constructors checked the extents, `ptr` the first element), and nothing else touches
-    // dst while gemm runs (it is borrowed mutably).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.ptr(0, 0),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.ptr(0, 0),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    // accumulating), and it is borrowed mutably.
+    unsafe { gemm_on_thread(dst.as_mut_ptr(), accumulate, shape, &lhs, &rhs) };
     Ok(())
 }
 
@@ -454,23 +430,42 @@ pub(crate) fn gemm_serial_new<'a>(
     lhs: MatRef<'_>,
     rhs: MatRef<'_>,
 ) -> Result<&'a mut [f32], ShapeError> {
-    let (m, n, k) = product_shape(&lhs, &rhs, dst.len())?;
-    if k == 0 {
+    let shape = product_shape(&lhs, &rhs, dst.len())?;
+    if shape.2 == 0 {
         return Ok(crate::host::fill_uninit(dst, 0.0));
     }
-    // SAFETY: dst has room for m·n elements (checked above) and gemm, told not to read it
-    // (`read_dst` false), writes each of them once for k > 0; the operands are m × k and
-    // k × n inside their slices (checked by their constructors, `ptr` bounds-checks the
-    // first element); dst is borrowed mutably, so nothing else touches it.
+    // SAFETY: dst has room for m·n elements (checked above), gemm is told not to read it and
+    // writes each of them once for k > 0, and it is borrowed mutably.
+    unsafe { gemm_on_thread(dst.as_mut_ptr().cast::<f32>(), false, shape, &lhs, &rhs) };
+    // SAFETY: all m·n = dst.len() elements were written by gemm above, and MaybeUninit<f32>
+    // has f32's layout.
+    Ok(unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) })
+}
+
+/// The one serial `gemm` call of [`gemm_serial`] and [`gemm_serial_new`]: row-major `dst`
+/// (`m × n`) ← `lhs·rhs`, plus `dst` when `read_dst`.
+///
+/// # Safety
+/// `dst` points to `m·n` writable elements, initialised when `read_dst`, that nothing else
+/// touches during the call; `(m, n, k)` is [`product_shape`]'s answer for `lhs` and `rhs`
+/// (their constructors checked their extents, and `ptr` bounds-checks the first element).
+unsafe fn gemm_on_thread(
+    dst: *mut f32,
+    read_dst: bool,
+    (m, n, k): (usize, usize, usize),
+    lhs: &MatRef<'_>,
+    rhs: &MatRef<'_>,
+) {
+    // SAFETY: forwarded from the caller (see above).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr().cast::<f32>(),
+            dst,
             1,
             n as isize,
-            false,
+            read_dst,
             lhs.ptr(0, 0),
             lhs.cs as isize,
             lhs.rs as isize,
@@ -485,9 +480,6 @@ pub(crate) fn gemm_serial_new<'a>(
             gemm::Parallelism::None,
         );
     }
-    // SAFETY: all m·n = dst.len() elements were written by gemm above, and MaybeUninit<f32>
-    // has f32's layout.
-    Ok(unsafe { &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32]) })
 }
 
 /// A new row-major `lhs.rows() × rhs.cols()` matrix `lhs·rhs`, written once by `gemm` (split
