@@ -615,10 +615,14 @@ impl DataConfig {
 
     /// Loads (MNIST) or indexes (dSprites) the train and validation splits.
     pub fn load(&self) -> Result<(ImageDataset, ImageDataset), DataError> {
-        self.validate().map_err(DataError::Config)?;
+        // The user's own files validate themselves once, with errors that keep their type.
         match self {
-            Self::Idx(f) | Self::Npy(f) => f.load(),
-            Self::ImageFolder(f) => f.load(),
+            Self::Idx(f) | Self::Npy(f) => return f.load(),
+            Self::ImageFolder(f) => return f.load(),
+            _ => self.validate().map_err(DataError::Config)?,
+        }
+        match self {
+            Self::Idx(_) | Self::Npy(_) | Self::ImageFolder(_) => unreachable!("loaded above"),
             Self::Mnist {
                 data_dir,
                 train_limit,
