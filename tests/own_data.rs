@@ -2,6 +2,7 @@
 //! float32, grey or colour), trained through `train` into a complete run folder; and the
 //! errors that name the bad file.
 use crate::util::{options, small_mnist_vae, training_lock};
+use ae::data::array::npy_bytes as npy;
 use ae::data::idx::encode_idx;
 use ae::data::{DataConfig, FilesConfig, FolderConfig};
 use ae::models::ModelConfig;
@@ -33,25 +34,6 @@ fn digits_8x8(n: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
         labels.push(c as u8);
     }
     (pixels, labels)
-}
-
-/// A `.npy` file (format 1.0, C order) as `numpy.save` writes it.
-fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(data);
-    out
 }
 
 fn write(dir: &Path, name: &str, bytes: Vec<u8>) -> PathBuf {

@@ -397,12 +397,20 @@ pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
         values.len(),
         "one value per element of the shape"
     );
+    let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    npy_bytes("<f4", shape, &data)
+}
+
+/// A `.npy` file (format 1.0, C order) of dtype `descr` (e.g. `<f4`, `|u1`) and `shape`
+/// holding the raw little-endian `data`, as `numpy.save` writes it (nothing is checked: tests
+/// use it for damaged files too).
+pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // The magic, version and length take 10 bytes; the header ends in a newline and pads the
     // whole preamble to a multiple of 64 bytes.
     while (10 + header.len() + 1) % 64 != 0 {
@@ -412,8 +420,6 @@ pub fn npy_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
-    for v in values {
-        out.extend(v.to_le_bytes());
-    }
+    out.extend(data);
     out
 }
