@@ -1,7 +1,7 @@
 //! The user's own data: any IDX image files (shape from the header), NumPy arrays (uint8 or
 //! float32, grey or colour), trained through `train` into a complete run folder; and the
 //! errors that name the bad file.
-use crate::util::{options, small_mnist_vae, training_lock};
+use crate::util::{options, small_mnist_vae, tensorboard_matches_metrics_csv, training_lock};
 use ae::data::array::npy_bytes as npy;
 use ae::data::idx::encode_idx;
 use ae::data::{DataConfig, FilesConfig, FolderConfig};
@@ -42,7 +42,8 @@ fn write(dir: &Path, name: &str, bytes: Vec<u8>) -> PathBuf {
     path
 }
 
-/// The run folder has what every run writes, and its config names the data set.
+/// The run folder has what every run writes (TensorBoard logs matching `metrics.csv`
+/// included), and its config names the data set.
 fn assert_complete_run(dir: &Path, dataset: &str) {
     for f in [
         "config.toml",
@@ -62,6 +63,7 @@ fn assert_complete_run(dir: &Path, dataset: &str) {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert!(summary["loss"].as_f64().unwrap().is_finite(), "{summary}");
+    assert!(tensorboard_matches_metrics_csv(dir) > 0);
 }
 
 #[test]
@@ -185,6 +187,88 @@ fn a_uint8_npy_vector_array_loads_as_one_row_images() {
     use burn::data::dataset::Dataset;
     assert_eq!((train_set.len(), valid_set.len()), (18, 2));
     assert_eq!(train_set.get(0).unwrap().pixels.len(), 12);
+}
+
+/// An `.npz` archive (as numpy.savez / savez_compressed write it) of the named arrays.
+fn npz(path: &Path, arrays: &[(&str, Vec<u8>)], compressed: bool) -> PathBuf {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let method = if compressed {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+    for (name, bytes) in arrays {
+        zip.start_file(format!("{name}.npy"), opts).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+    path.to_path_buf()
+}
+
+#[test]
+fn npz_archives_give_their_arrays_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let pixels: Vec<u8> = (0..30 * 4 * 4).map(|i| (i * 13 % 256) as u8).collect();
+    let labels: Vec<u8> = (0..30i64).flat_map(|i| (i % 3).to_le_bytes()).collect();
+    use burn::data::dataset::Dataset;
+    for compressed in [false, true] {
+        let archive = npz(
+            &d.join(format!("digits-{compressed}.npz")),
+            &[
+                ("x_train", npy("|u1", &[30, 4, 4], &pixels)),
+                ("y_train", npy("<i8", &[30], &labels)),
+            ],
+            compressed,
+        );
+        let at = |name: &str| PathBuf::from(format!("{}:{name}", archive.display()));
+        let mut files = FilesConfig::new(at("x_train"));
+        files.train_labels = Some(at("y_train"));
+        files.valid_fraction = 0.2;
+        let cfg = DataConfig::Npy(files.clone());
+        assert_eq!(cfg.shape(), ae::core::ImageShape::new(1, 4, 4));
+        assert_eq!(cfg.num_classes(), 3);
+        let (train_set, valid_set) = cfg.load().unwrap();
+        assert_eq!((train_set.len(), valid_set.len()), (24, 6));
+        // The same items as the plain .npy files.
+        let mut plain = files;
+        plain.train_images = write(d, "x.npy", npy("|u1", &[30, 4, 4], &pixels));
+        plain.train_labels = Some(write(d, "y.npy", npy("<i8", &[30], &labels)));
+        let (plain_train, _) = DataConfig::Npy(plain).load().unwrap();
+        for i in 0..24 {
+            assert_eq!(train_set.get(i).unwrap(), plain_train.get(i).unwrap());
+        }
+        // Two arrays and no name, or a name it lacks: the error lists what it holds.
+        let err = |p: PathBuf| {
+            DataConfig::Npy(FilesConfig::new(p))
+                .load()
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(archive.clone());
+        assert!(e.contains("x_train") && e.contains(":NAME"), "{e}");
+        let e = err(at("x_test"));
+        assert!(
+            e.contains("no array \"x_test\"") && e.contains("y_train"),
+            "{e}"
+        );
+    }
+    // One array needs no name; a file that is not a zip archive is named.
+    let single = npz(
+        &d.join("one.npz"),
+        &[("arr_0", npy("|u1", &[30, 4, 4], &pixels))],
+        true,
+    );
+    let (t, v) = DataConfig::Npy(FilesConfig::new(&single)).load().unwrap();
+    assert_eq!(t.len() + v.len(), 30);
+    let fake = write(d, "fake.npz", b"not a zip".to_vec());
+    let e = DataConfig::Npy(FilesConfig::new(&fake))
+        .load()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("fake.npz") && e.contains("numpy.savez"), "{e}");
 }
 
 #[test]
@@ -323,11 +407,31 @@ fn an_rgb_png_folder_with_class_subfolders_trains_resized_to_one_size() {
             hidden: 64,
         };
     }
-    cfg.data = data;
-    let run = train(cfg, &options(&tmp.path().join("runs"))).unwrap();
+    cfg.data = data.clone();
+    let run = train(cfg.clone(), &options(&tmp.path().join("runs"))).unwrap();
     assert_complete_run(&run.dir, "image_folder");
     let png_bytes = std::fs::read(run.dir.join("samples.png")).unwrap();
     assert_eq!(png_bytes[25], 2, "samples.png is RGB");
+
+    // Streamed from disk (decoded by the loader's worker), the same items and the same run.
+    let DataConfig::ImageFolder(mut streamed) = data else {
+        unreachable!()
+    };
+    streamed.stream = true;
+    let streamed = DataConfig::ImageFolder(streamed);
+    let (stream_train, stream_valid) = streamed.load().unwrap();
+    for (a, b) in [(&train_set, &stream_train), (&valid_set, &stream_valid)] {
+        assert_eq!(a.len(), b.len());
+        for i in 0..a.len() {
+            assert_eq!(a.get(i).unwrap(), b.get(i).unwrap(), "item {i}");
+        }
+    }
+    cfg.data = streamed;
+    let again = train(cfg, &options(&tmp.path().join("runs"))).unwrap();
+    let csv = |dir: &Path| std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv(&again.dir), csv(&run.dir));
+    let config = std::fs::read_to_string(again.dir.join("config.toml")).unwrap();
+    assert!(config.contains("stream = true"), "{config}");
 }
 
 #[test]
@@ -363,8 +467,19 @@ fn bad_image_folders_are_reported_with_the_file_and_the_fix() {
     std::fs::write(bad.join("b.png"), b"not a png").unwrap();
     let mut folder = FolderConfig::new(&bad);
     folder.size = Some([8, 8]);
+    let e = err(folder.clone());
+    assert!(e.contains("b.png") && e.contains("unreadable"), "{e}");
+    // Streamed folders check every header up front: the same errors before training starts.
+    folder.stream = true;
     let e = err(folder);
     assert!(e.contains("b.png") && e.contains("unreadable"), "{e}");
+    let mut folder = FolderConfig::new(&mixed);
+    folder.stream = true;
+    let e = err(folder);
+    assert!(
+        e.contains("b.png") && e.contains("size = [height, width]"),
+        "{e}"
+    );
     // A validation class the training folder does not have; channels other than 1 or 3.
     for (split, class) in [("train", "cat"), ("valid", "dog")] {
         std::fs::create_dir_all(d.join(split).join(class)).unwrap();

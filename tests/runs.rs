@@ -1,4 +1,4 @@
-use crate::util::{options, small_mnist_vae, training_lock};
+use crate::util::{options, small_mnist_vae, tensorboard_matches_metrics_csv, training_lock};
 use ae::models::ModelConfig;
 use ae::train::ExperimentConfig;
 use ae::train::run::{resume, train};
@@ -108,6 +108,8 @@ fn one_epoch_of_mnist_through_the_learner_writes_the_run_folder() {
     assert_eq!(rows.len(), 2);
     assert!(rows[0].starts_with("1,train,") && rows[1].starts_with("1,valid,"));
     assert_eq!(rows[1].split(',').count(), 9 + 20);
+    // Both rows, every column (7 figures and 20 per-dimension KLs each) are in TensorBoard.
+    assert_eq!(tensorboard_matches_metrics_csv(dir), 2 * (7 + 20));
 }
 
 #[test]
@@ -152,6 +154,12 @@ fn resume_continues_from_the_last_checkpoint_and_keeps_earlier_rows() {
     }
     assert!(lines[3].starts_with("2,train") && lines[4].starts_with("2,valid"));
     assert_eq!(summary(&dir)["epochs"], 2);
+    // The resumed session appended its own event files; together they hold each epoch once.
+    assert_eq!(tensorboard_matches_metrics_csv(&dir), 4 * (7 + 20));
+    let files = std::fs::read_dir(dir.join("tensorboard/valid"))
+        .unwrap()
+        .count();
+    assert_eq!(files, 2);
     assert!(dir.join("checkpoint/model-2.bpk").is_file());
     // A finished run resumes to a no-op.
     assert!(

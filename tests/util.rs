@@ -91,3 +91,63 @@ pub fn saved_model(
         .init(cfg.data.shape(), device)
         .load_record(burn::store::ModuleRecord::load(dir.join("model.bpk")).unwrap())
 }
+
+/// Checks the run's TensorBoard logs, read back record by record (checksums included): every
+/// `metrics.csv` value is a scalar of its split's event files at its epoch (`kl_dim_j` as
+/// `kl_dim/j`), as `f32`; the hparams session has started and ended; the grids are images.
+/// Returns the number of scalars compared.
+pub fn tensorboard_matches_metrics_csv(dir: &Path) -> usize {
+    use ae::train::tfevents::{Kind, read_folder, scalars};
+    let board = dir.join("tensorboard");
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    let csv = read(&dir.join("metrics.csv"));
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let splits = ["train", "valid"].map(|s| (s, scalars(&read_folder(&board.join(s)).unwrap())));
+    let mut compared = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        let epoch: i64 = cells[0].parse().unwrap();
+        let (_, logged) = splits.iter().find(|(s, _)| *s == cells[1]).unwrap();
+        for (column, text) in header.iter().zip(&cells).skip(2) {
+            let Ok(want) = text.parse::<f64>() else {
+                continue;
+            };
+            let tag = column.replace("kl_dim_", "kl_dim/");
+            let points = logged
+                .get(&tag)
+                .unwrap_or_else(|| panic!("{}: no scalar {tag}", cells[1]));
+            let at: Vec<f32> = points
+                .iter()
+                .filter(|(step, _)| *step == epoch)
+                .map(|p| p.1)
+                .collect();
+            assert_eq!(at, vec![want as f32], "{}/{tag} at epoch {epoch}", cells[1]);
+            compared += 1;
+        }
+    }
+    let session = read_folder(&board).unwrap();
+    let tags: Vec<&str> = session
+        .iter()
+        .flat_map(|e| e.values())
+        .map(|v| v.tag.as_str())
+        .collect();
+    assert!(tags.contains(&"_hparams_/session_start_info"), "{tags:?}");
+    assert_eq!(tags.last(), Some(&"_hparams_/session_end_info"), "{tags:?}");
+    // The last reconstructions image is the final PNG (a resumed run logs one per session).
+    let mut png = session
+        .iter()
+        .flat_map(|e| e.values())
+        .filter_map(|v| match &v.kind {
+            Some(Kind::Image(i)) if v.tag == "images/reconstructions" => Some(i.clone()),
+            _ => None,
+        });
+    let png = png.next_back().expect("a reconstructions image");
+    let file = std::fs::read(dir.join("reconstructions.png")).unwrap();
+    assert!(png.encoded_image_string == file);
+    let width = u32::from_be_bytes(file[16..20].try_into().unwrap());
+    assert_eq!(png.width as u32, width);
+    // PNG colour type 2 is RGB, 0 grey.
+    assert_eq!(png.colorspace, if file[25] == 2 { 3 } else { 1 });
+    compared
+}

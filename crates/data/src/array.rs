@@ -9,14 +9,15 @@ use crate::idx::{IdxArray, parse_idx};
 use crate::{DataError, ImageItem};
 use ae_core::ImageShape;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How to prepare one's own data, printed with every error about it.
 pub const ARRAY_HINT: &str = "Your own data: IDX image files of unsigned bytes with 3 \
 dimensions [n, h, w] or 4 [n, c, h, w] (labels: 1 dimension [n]); or .npy arrays saved by \
 numpy.save, C order, dtype uint8 (pixels 0–255) or float32 (values used as they are; in [0, 1] \
 for a Bernoulli likelihood), shape [n, h, w], [n, c, h, w] or [n, d] (labels: an integer \
-array [n]). See README, \"Your own data\".";
+array [n]); or an array of an .npz archive (numpy.savez), named as archive.npz:name (just \
+archive.npz when it holds one array). See README, \"Your own data\".";
 
 /// An array's pixels: bytes (scaled to [0, 1] by the batcher) or floats (used as they are).
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,8 @@ pub enum Pixels {
     Bytes(Vec<u8>),
     /// `float32` values.
     Floats(Vec<f32>),
+    /// Image files decoded when an item is read (an image folder with `stream = true`).
+    Files(std::sync::Arc<crate::folder::FileImages>),
 }
 
 /// Images of one shape held in memory, with one label per image (0 when the set has no
@@ -62,6 +65,7 @@ impl ImageArray {
         match &self.pixels {
             Pixels::Bytes(b) => ImageItem::bytes(b[i * n..(i + 1) * n].to_vec(), label),
             Pixels::Floats(f) => ImageItem::floats(f[i * n..(i + 1) * n].to_vec(), label),
+            Pixels::Files(files) => ImageItem::bytes(files.decode(i), label),
         }
     }
 
@@ -140,8 +144,81 @@ fn io_error(path: &Path, source: std::io::Error) -> DataError {
     }
 }
 
-/// The file's bytes, gunzipped when they start with the gzip magic bytes.
+/// `archive.npz:name` → the archive and `Some(name)`; `archive.npz` → the archive and `None`;
+/// any other path → `None`. The name is split at the last `:` (so drive letters stay).
+fn npz_member(path: &Path) -> Option<(PathBuf, Option<String>)> {
+    let s = path.to_str()?;
+    if let Some((file, name)) = s.rsplit_once(':')
+        && file.ends_with(".npz")
+        && !name.contains(['/', '\\'])
+    {
+        return Some((file.into(), Some(name.into())));
+    }
+    s.ends_with(".npz").then(|| (path.into(), None))
+}
+
+/// Up to `limit` bytes (all with `None`) of the `.npy` array `name` in the `.npz` archive
+/// `file` (`path` is how the user wrote it, for errors); without a name, of its only array.
+fn read_npz(
+    path: &Path,
+    (file, name): (PathBuf, Option<String>),
+    limit: Option<usize>,
+) -> Result<Vec<u8>, DataError> {
+    let f = std::fs::File::open(&file).map_err(|e| io_error(&file, e))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| {
+        invalid(
+            &file,
+            format!("not a readable .npz (zip) archive ({e}); write it with numpy.savez"),
+        )
+    })?;
+    let names: Vec<String> = zip
+        .file_names()
+        .filter_map(Result::ok)
+        .map(|n| n.trim_end_matches(".npy").to_string())
+        .collect();
+    let chosen = match (&name, names.as_slice()) {
+        (Some(n), _) if names.contains(n) => n.clone(),
+        (None, [only]) => only.clone(),
+        (Some(n), _) => {
+            return Err(invalid(
+                path,
+                format!("the archive has no array {n:?}; it holds {names:?}"),
+            ));
+        }
+        (None, _) => {
+            return Err(invalid(
+                path,
+                format!(
+                    "the archive holds {} arrays {names:?}; name one as {}:NAME",
+                    names.len(),
+                    file.display()
+                ),
+            ));
+        }
+    };
+    let mut member = zip
+        .by_name(&format!("{chosen}.npy"))
+        .map_err(|e| invalid(path, format!("cannot read array {chosen:?} ({e})")))?;
+    let mut out = Vec::new();
+    let read = match limit {
+        Some(n) => (&mut member).take(n as u64).read_to_end(&mut out),
+        None => member.read_to_end(&mut out),
+    };
+    read.map_err(|e| {
+        invalid(
+            path,
+            format!("array {chosen:?} is truncated or corrupt ({e})"),
+        )
+    })?;
+    Ok(out)
+}
+
+/// The file's bytes, gunzipped when they start with the gzip magic bytes (or an `.npz`
+/// archive's array, see [`npz_member`]).
 fn read_all(path: &Path) -> Result<Vec<u8>, DataError> {
+    if let Some(member) = npz_member(path) {
+        return read_npz(path, member, None);
+    }
     let raw = std::fs::read(path).map_err(|e| io_error(path, e))?;
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
@@ -155,6 +232,11 @@ fn read_all(path: &Path) -> Result<Vec<u8>, DataError> {
 
 /// Up to `buf.len()` first bytes of the (gunzipped) file; the number read.
 fn read_prefix(path: &Path, buf: &mut [u8]) -> Result<usize, DataError> {
+    if let Some(member) = npz_member(path) {
+        let head = read_npz(path, member, Some(buf.len()))?;
+        buf[..head.len()].copy_from_slice(&head);
+        return Ok(head.len());
+    }
     let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
     let mut reader: Box<dyn Read> = Box::new(std::io::BufReader::new(file));
     let mut magic = [0u8; 2];

@@ -358,6 +358,11 @@ pub struct FolderConfig {
     /// Binary pixels for Bernoulli likelihoods: `"dynamic"` or `"threshold"`.
     #[serde(default, skip_serializing_if = "Binarize::is_none")]
     pub binarize: Binarize,
+    /// Leave the images on disk and decode each when a batch needs it, on the data loader's
+    /// `num_workers` threads (for folders larger than memory); otherwise every image is
+    /// decoded into memory up front (`channels × height × width` bytes each).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 fn default_channels() -> usize {
@@ -377,6 +382,7 @@ impl FolderConfig {
             valid_limit: None,
             split_seed: 0,
             binarize: Binarize::None,
+            stream: false,
         }
     }
 
@@ -407,14 +413,14 @@ impl FolderConfig {
     fn load(&self) -> Result<(ImageDataset, ImageDataset), DataError> {
         self.validate()?;
         let (train, classes) =
-            crate::folder::load(&self.train_dir, None, self.size, self.channels)?;
+            crate::folder::load(&self.train_dir, None, self.size, self.channels, self.stream)?;
         // Validation images take the training images' size and class order.
         let size = Some(self.size.unwrap_or([train.shape.height, train.shape.width]));
         let valid = match &self.valid_dir {
             Some(dir) => {
                 let classes = (!classes.is_empty()).then_some(&classes[..]);
                 Some(Arc::new(
-                    crate::folder::load(dir, classes, size, self.channels)?.0,
+                    crate::folder::load(dir, classes, size, self.channels, self.stream)?.0,
                 ))
             }
             None => None,

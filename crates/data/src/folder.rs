@@ -1,13 +1,16 @@
 //! Folders of PNG/JPEG images: every image file directly in a directory (label 0), or in its
-//! class sub-folders (sorted names → labels 0, 1, …), decoded in parallel into memory as grey
-//! or RGB bytes, each resized and centre-cropped to one size when a size is given (the
-//! CelebA-64 recipe: shorter side to the size, then the centre).
+//! class sub-folders (sorted names → labels 0, 1, …), as grey or RGB bytes, each resized and
+//! centre-cropped to one size when a size is given (the CelebA-64 recipe: shorter side to the
+//! size, then the centre). Either decoded in parallel into memory up front, or — for folders
+//! larger than memory — streamed: only the headers are checked up front, and each image is
+//! decoded when the data loader's workers read it ([`FileImages`]).
 use crate::DataError;
 use crate::array::{ImageArray, Pixels};
 use ae_core::ImageShape;
 use image::imageops::FilterType;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// How to prepare an image folder, printed with every error about one.
 pub const FOLDER_HINT: &str = "An image folder holds PNG or JPEG files (.png, .jpg, .jpeg), \
@@ -95,14 +98,18 @@ pub fn shape(
     Ok(ImageShape::new(channels, h as usize, w as usize))
 }
 
-/// Decodes every image of `dir` (see [`list`]) into memory: grey (`channels` 1) or RGB (3),
-/// resized and centre-cropped to `size`, or all of the first image's size. Returns the
-/// images and the class names.
+/// The images of `dir` (see [`list`]): grey (`channels` 1) or RGB (3), resized and
+/// centre-cropped to `size`, or all of the first image's size. Decoded into memory in
+/// parallel, or with `stream` left on disk ([`Pixels::Files`]) after a parallel check of
+/// every file's header (readable image, and of the first image's size when there is no
+/// `size`), so that a bad file is an error now rather than mid-training. Returns the images
+/// and the class names.
 pub fn load(
     dir: &Path,
     classes: Option<&[String]>,
     size: Option<[usize; 2]>,
     channels: usize,
+    stream: bool,
 ) -> Result<(ImageArray, Vec<String>), DataError> {
     let Listing {
         files,
@@ -110,36 +117,86 @@ pub fn load(
         classes,
     } = list(dir, classes)?;
     let shape = shape(dir, size, channels)?;
-    let images: Vec<Vec<u8>> = files
-        .par_iter()
-        .map(|f| decode(f, shape, size.is_some()))
-        .collect::<Result<_, _>>()?;
+    let resize = size.is_some();
+    let pixels = if stream {
+        files.par_iter().try_for_each(|f| {
+            let (w, h) = image::image_dimensions(f)
+                .map_err(|e| invalid(f, format!("unreadable image ({e})")))?;
+            check_size(f, (h, w), shape, resize)
+        })?;
+        Pixels::Files(Arc::new(FileImages {
+            files,
+            shape,
+            resize,
+        }))
+    } else {
+        let images: Vec<Vec<u8>> = files
+            .par_iter()
+            .map(|f| decode(f, shape, resize))
+            .collect::<Result<_, _>>()?;
+        Pixels::Bytes(images.concat())
+    };
     let array = ImageArray {
         shape,
-        pixels: Pixels::Bytes(images.concat()),
+        pixels,
         labels,
     };
     Ok((array, classes))
+}
+
+/// Image files decoded one at a time, when an item is read: a streamed image folder. The
+/// burn data loader's `num_workers` threads call [`FileImages::decode`] for the items of
+/// their batches, so decoding overlaps training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileImages {
+    /// One file per image.
+    pub files: Vec<PathBuf>,
+    /// The shape every image is decoded to.
+    pub shape: ImageShape,
+    /// Whether images are resized and centre-cropped to `shape`.
+    pub resize: bool,
+}
+
+impl FileImages {
+    /// Image `i` as `shape.channels` planes of bytes. A file that was readable when the data
+    /// set was opened but cannot be decoded now (changed or damaged since) is named in a
+    /// warning and replaced by a black image, rather than stopping a long run.
+    pub fn decode(&self, i: usize) -> Vec<u8> {
+        decode(&self.files[i], self.shape, self.resize).unwrap_or_else(|e| {
+            eprintln!("warning: {e}; a black image stands in for it");
+            vec![0; self.shape.numel()]
+        })
+    }
+}
+
+/// An error when an image of `(h, w)` cannot take `shape` (it differs and is not resized).
+fn check_size(
+    path: &Path,
+    (h, w): (u32, u32),
+    shape: ImageShape,
+    resize: bool,
+) -> Result<(), DataError> {
+    let want = (shape.height as u32, shape.width as u32);
+    if resize || (h, w) == want {
+        return Ok(());
+    }
+    Err(invalid(
+        path,
+        format!(
+            "is {h}×{w} where the first image is {}×{}; give size = [height, width] in [data] \
+             to resize and centre-crop every image",
+            want.0, want.1
+        ),
+    ))
 }
 
 /// One image as `shape.channels` planes of bytes.
 fn decode(path: &Path, shape: ImageShape, resize: bool) -> Result<Vec<u8>, DataError> {
     let img = image::open(path).map_err(|e| invalid(path, format!("unreadable image ({e})")))?;
     let (h, w) = (shape.height as u32, shape.width as u32);
-    let img = if resize && (img.height(), img.width()) != (h, w) {
+    check_size(path, (img.height(), img.width()), shape, resize)?;
+    let img = if (img.height(), img.width()) != (h, w) {
         img.resize_to_fill(w, h, FilterType::Triangle)
-    } else if (img.height(), img.width()) != (h, w) {
-        return Err(invalid(
-            path,
-            format!(
-                "is {}×{} where the first image is {}×{}; give size = [height, width] in [data] \
-                 to resize and centre-crop every image",
-                img.height(),
-                img.width(),
-                h,
-                w
-            ),
-        ));
     } else {
         img
     };

@@ -252,6 +252,9 @@ pub fn evaluate_run(dir: &Path, req: &EvalRequest) -> anyhow::Result<EvalReport>
         &dir.join("eval.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
+    if let Err(e) = crate::tensorboard::log_evaluation(dir, cfg.epochs, &json) {
+        eprintln!("warning: eval.json's figures are not in TensorBoard: {e}");
+    }
     let md = format!(
         "{}\nEvaluated in {seconds:.1} s on {device_name}.\n",
         report.to_markdown(&title)

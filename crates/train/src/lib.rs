@@ -14,6 +14,8 @@
 //! - [`plots`]: the sweep's figures, drawn from any slice of [`results::ResultRow`]s.
 //! - [`evaluation`]: `evaluate` on a run folder (`eval.json`, `eval.md`).
 //! - [`optim`]: Adam, fused into one parallel pass per parameter on CPU backends.
+//! - [`tensorboard`], [`tfevents`]: the run's TensorBoard event files (scalars, images,
+//!   hparams), written with `prost`, and a checking reader.
 //! - [`mod@bench`]: the training-throughput benchmark behind the `bench` binary.
 //!
 //! **Invariant:** this is the only crate that knows the run-folder layout.
@@ -38,6 +40,8 @@ pub mod run;
 mod schedule;
 pub mod scheduler;
 pub mod sweep;
+pub mod tensorboard;
+pub mod tfevents;
 pub mod threads;
 mod trainable;
 

@@ -13,6 +13,7 @@
 //! | `reconstructions.png`   | validation images (odd rows) over their reconstructions (even rows) |
 //! | `samples.png`           | 64 decodes of prior samples (models with a prior only)          |
 //! | `traversal.png`         | each active latent (rows, by KL) swept over [−3, 3] around the first validation image |
+//! | `tensorboard/`          | TensorBoard event files: per-epoch scalars of both splits, the image grids, the hparams session ([`crate::tensorboard`]) |
 //! | `train/`, `valid/`, `experiment.log` | burn-train's own logs                              |
 //!
 //! Results files are written atomically (temporary file + rename). A resumed run writes the
@@ -20,6 +21,7 @@
 use crate::checkpoint::AtomicCheckpointer;
 use crate::loader::{EpochLoader, Split};
 use crate::results::{CODEBOOK_COLUMNS, metrics_csv, parse_metrics_csv};
+use crate::tensorboard::RunBoard;
 use crate::{
     ExperimentConfig, PlainRenderer, Trainable, device, save_grid, save_traversal, write_atomic,
 };
@@ -333,7 +335,11 @@ fn execute(
     let run = Run::new(cfg, dir, checkpoint)?;
     let data = run.load_data()?;
     let _lock = run.open_folder(&data)?;
-    let Some(learned) = run.learn(&data, opts)? else {
+    let learned = run.learn(&data, opts);
+    if learned.is_err() {
+        run.board(|b| Ok(b.end_session(false)?));
+    }
+    let Some(learned) = learned? else {
         return Ok(RunOutcome {
             dir: run.dir,
             summary: None,
@@ -343,6 +349,7 @@ fn execute(
     run.save_artefacts(&learned, &data.valid)?;
     let summary = run.summary(&learned, &data);
     run.write_summary(&learned, &data, &summary)?;
+    run.board(|b| Ok(b.end_session(true)?));
     run.report(&learned);
     Ok(RunOutcome {
         dir: run.dir,
@@ -360,6 +367,9 @@ struct Run {
     device_name: String,
     /// Epoch of the checkpoint resumed from (None: a fresh run).
     checkpoint: Option<usize>,
+    /// This session's TensorBoard writers (None until the folder is open, or after a write
+    /// failed: TensorBoard logging never stops a run).
+    board: Arc<Mutex<Option<RunBoard>>>,
 }
 
 /// The data stage's output.
@@ -402,7 +412,14 @@ impl Run {
             device,
             device_name,
             checkpoint,
+            board: Arc::default(),
         })
+    }
+
+    /// Runs `f` on the TensorBoard writers, if any; a failure is a warning and ends the
+    /// TensorBoard logging of this session.
+    fn board(&self, f: impl FnOnce(&mut RunBoard) -> anyhow::Result<()>) {
+        with_board(&self.board, f);
     }
 
     /// The first epoch this session trains.
@@ -423,6 +440,14 @@ impl Run {
             .with_context(|| format!("cannot create run folder {}", dir.display()))?;
         let lock = crate::lock::FolderLock::acquire(dir, "run")?;
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        match RunBoard::open(dir, self.first_epoch()) {
+            Ok(board) => *self.board.lock().expect("board") = Some(board),
+            Err(e) => eprintln!("warning: no TensorBoard logs for this run: {e}"),
+        }
+        if self.checkpoint.is_none() {
+            let doc: toml::Table = toml::from_str(&cfg.to_toml()).expect("config round-trips");
+            self.board(|b| Ok(b.start_session(crate::tensorboard::hparams_of(&doc))?));
+        }
         println!(
             "run folder: {}\n  {} on {} ({} train / {} valid images), {} epochs, seed {}, device {}",
             dir.display(),
@@ -447,6 +472,7 @@ impl Run {
             (Some(n), Ok(text)) => parse_metrics_csv(&text, n),
             _ => BTreeMap::new(),
         };
+        let board = self.board.clone();
         EpochLog::new(
             previous,
             Some(Box::new(move |rows| {
@@ -455,6 +481,7 @@ impl Run {
                 {
                     eprintln!("warning: cannot write metrics.csv: {e}");
                 }
+                with_board(&board, |b| Ok(b.log_rows(rows)?));
             })),
         )
     }
@@ -615,6 +642,13 @@ impl Run {
         if let Some(samples) = model.sample(n, device) {
             save_grid(samples, 8, 2, &dir.join("samples.png"))?;
         }
+        let step = learned.completed;
+        for name in ["reconstructions", "samples"] {
+            let png = dir.join(format!("{name}.png"));
+            if png.is_file() {
+                self.board(|b| b.image(&format!("images/{name}"), step, &png));
+            }
+        }
 
         let valid = learned.valid();
         if cfg.model.capabilities().beta.is_some() {
@@ -627,6 +661,8 @@ impl Run {
             if !dims.is_empty() {
                 let image = first_valid_batch(valid_ds, cfg, 1, device);
                 save_traversal(model, image, &dims, 9, &dir.join("traversal.png"))?;
+                let png = dir.join("traversal.png");
+                self.board(|b| b.image("images/traversal", step, &png));
             }
         }
         Ok(())
@@ -738,6 +774,18 @@ impl Run {
             );
         }
         println!("results in {}", self.dir.display());
+    }
+}
+
+/// Runs `f` on the TensorBoard writers in `slot`, if any; a failure is a warning and closes
+/// the slot.
+fn with_board(slot: &Mutex<Option<RunBoard>>, f: impl FnOnce(&mut RunBoard) -> anyhow::Result<()>) {
+    let mut slot = slot.lock().expect("tensorboard writers");
+    if let Some(board) = slot.as_mut()
+        && let Err(e) = f(board)
+    {
+        eprintln!("warning: TensorBoard logging stopped: {e:#}");
+        *slot = None;
     }
 }
 

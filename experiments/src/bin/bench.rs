@@ -21,7 +21,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Cases to run (comma-separated): mlp_vae, conv_vae_dsprites, vq_vae.
+    /// Cases to run (comma-separated): mlp_vae, conv_vae_dsprites, vq_vae (the default), and
+    /// conv_vae_folder (the conv β-VAE on a streamed folder of JPEGs: decoding's data wait)
+    /// and conv_vae_folder_memory (the same folder decoded up front).
     #[arg(long, value_delimiter = ',', default_values_t = CASES.map(String::from))]
     cases: Vec<String>,
     /// Devices (comma-separated); default: every compiled backend.
