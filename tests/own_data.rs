@@ -263,6 +263,16 @@ fn npz_archives_give_their_arrays_by_name() {
     );
     let (t, v) = DataConfig::Npy(FilesConfig::new(&single)).load().unwrap();
     assert_eq!(t.len() + v.len(), 30);
+    // Data that passes validation (the header) but not loading leaves no empty run folder.
+    let mut cfg = small_mnist_vae();
+    let mut files = FilesConfig::new(&single);
+    let bad = npy("<f8", &[30, 4, 4], &[0; 30 * 16 * 8]);
+    files.train_images = write(d, "f8.npy", bad);
+    cfg.data = DataConfig::Npy(files);
+    let out = d.join("runs");
+    assert!(train(cfg, &options(&out)).is_err());
+    let left: Vec<_> = std::fs::read_dir(out.join("vae_mnist")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
     let fake = write(d, "fake.npz", b"not a zip".to_vec());
     let e = DataConfig::Npy(FilesConfig::new(&fake))
         .load()

@@ -213,7 +213,13 @@ pub fn train(cfg: ExperimentConfig, opts: &RunOptions) -> anyhow::Result<RunOutc
         .clone()
         .unwrap_or_else(|| format!("{}-s{}", utc_stamp(), cfg.seed));
     let dir = claim_folder(&base, &id)?;
-    train_in(cfg, &dir, opts)
+    let outcome = train_in(cfg, &dir, opts);
+    // A run that failed before writing anything (e.g. data that passed validation but not
+    // loading) leaves no empty folder behind.
+    if outcome.is_err() && std::fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none()) {
+        let _ = std::fs::remove_dir(&dir);
+    }
+    outcome
 }
 
 /// Creates and returns a new folder `base/id` (or `base/id-2`, `-3`, … when taken). Claimed
