@@ -32,6 +32,10 @@ fn child_process() {
             let cfg = SweepConfig::load(Path::new(config)).unwrap();
             sweep_in_process(&cfg, Path::new(dir));
         }
+        ["point", index, dir] => {
+            let dir = Path::new(dir);
+            ae::train::grid::run_point(dir, index.parse().unwrap(), &options(dir)).unwrap();
+        }
         _ => panic!("unknown child job {job:?}"),
     }
 }
@@ -52,7 +56,7 @@ pub fn child_command(job: &[&str]) -> Command {
     command
 }
 
-fn spawn_child(job: &[&str]) -> Child {
+pub fn spawn_child(job: &[&str]) -> Child {
     child_command(job).stderr(Stdio::null()).spawn().unwrap()
 }
 
@@ -60,7 +64,7 @@ fn spawn_child(job: &[&str]) -> Child {
 /// (`complete = false`: the kill then lands while the background thread saves the others) or
 /// all three (`complete = true`), then kills `child` with SIGKILL. Fails if the child ended
 /// first (the kill would then test nothing).
-fn kill_at_first_checkpoint(child: &mut Child, run_dir: &Path, complete: bool) {
+pub fn kill_at_first_checkpoint(child: &mut Child, run_dir: &Path, complete: bool) {
     let start = Instant::now();
     let parts =
         ["model", "optim", "scheduler"].map(|p| run_dir.join(format!("checkpoint/{p}-1.bpk")));
@@ -95,7 +99,7 @@ fn sweep_in_process(cfg: &SweepConfig, dir: &Path) {
 }
 
 /// Six short epochs: long enough that the kill after epoch 1 lands mid-run.
-fn kill_test_config() -> ExperimentConfig {
+pub fn kill_test_config() -> ExperimentConfig {
     let mut cfg = small_mnist_vae();
     cfg.epochs = 6;
     cfg

@@ -9,6 +9,8 @@ mod backends;
 mod cpu;
 // Every shipped config parses, validates and fits its data.
 mod configs;
+// Grid sweeps: plan / point / collect, workers killed and rerun, the Slurm script.
+mod grid;
 // `evaluate` on run folders: IWAE bounds, KL decomposition, families without a posterior.
 mod eval;
 // MNIST loading (the committed fixture), and the errors users see for missing/corrupt files.

@@ -10,7 +10,9 @@
 //! - [`lock`]: one process per run or sweep folder.
 //! - [`results`]: the results tables (`metrics.csv`, `results.csv`, `results.md`), their rows,
 //!   writers and readers.
-//! - [`sweep`]: the β sweep (`beta_sweep`); [`scheduler`]: the process pool behind `--jobs N`.
+//! - [`sweep`]: the β sweep (`beta_sweep`); [`grid`]: sweeps over any grid of config keys
+//!   (`sweep`), with plan / point / collect for job arrays; [`scheduler`]: the process pool
+//!   behind `--jobs N`.
 //! - [`plots`]: the sweep's figures, drawn from any slice of [`results::ResultRow`]s.
 //! - [`evaluation`]: `evaluate` on a run folder (`eval.json`, `eval.md`).
 //! - [`optim`]: Adam, fused into one parallel pass per parameter on CPU backends.
@@ -28,6 +30,7 @@ mod config;
 pub mod decodes;
 pub mod device;
 pub mod evaluation;
+pub mod grid;
 mod images;
 pub mod latents;
 pub mod loader;

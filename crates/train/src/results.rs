@@ -28,7 +28,7 @@ pub const CODEBOOK_COLUMNS: [&str; 3] = ["perplexity", "codes_used", "dead_codes
 
 /// Renders records as CSV text: `\n` line ends, quotes only where a field needs them, rows
 /// of any length (a results row carries its own number of `kl_dim_*` cells).
-fn csv_text(records: impl IntoIterator<Item = Vec<String>>) -> String {
+pub(crate) fn csv_text(records: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut w = csv::WriterBuilder::new()
         .flexible(true)
         .from_writer(Vec::new());
@@ -154,7 +154,7 @@ impl ResultRow {
         -(self.rate + self.distortion)
     }
 
-    /// The row of the finished and evaluated run in `dir` (its `summary.json` and
+    /// The row of the finished run in `dir` (its `summary.json` and, when it was evaluated,
     /// `eval.json`), trained with `beta` and `seed`.
     pub fn read_run(dir: &Path, beta: f64, seed: u64) -> anyhow::Result<Self> {
         let path = dir.join("summary.json");
@@ -162,11 +162,13 @@ impl ResultRow {
             &std::fs::read_to_string(&path)
                 .with_context(|| format!("missing {}", path.display()))?,
         )?;
+        // Without an evaluation (a grid sweep with `evaluate = []`) its figures are empty.
         let eval_path = dir.join("eval.json");
-        let e: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(&eval_path)
-                .with_context(|| format!("missing {}", eval_path.display()))?,
-        )?;
+        let e: serde_json::Value = match std::fs::read_to_string(&eval_path) {
+            Ok(text) => serde_json::from_str(&text)
+                .with_context(|| format!("malformed {}", eval_path.display()))?,
+            Err(_) => serde_json::Value::Null,
+        };
         let f = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
         Ok(Self {
             beta,
