@@ -81,6 +81,12 @@ pub struct ExperimentConfig {
     /// overridden by `--device`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Several GPUs for one run, data-parallel (`["cuda:0", "cuda:1"]`; the first is the main
+    /// device and `device` names it): each optimiser step takes one batch of `batch_size` per
+    /// device, sums their gradients on the main device and steps once, so the effective batch
+    /// is `batch_size` × devices. Empty: one device.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
     /// Framework version that wrote this file (provenance only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
@@ -102,6 +108,7 @@ impl ExperimentConfig {
             kl_penalty: Default::default(),
             diagnostics: DiagnosticsConfig::default(),
             device: None,
+            devices: Vec::new(),
             version: None,
         }
     }
@@ -129,6 +136,7 @@ impl ExperimentConfig {
             kl_penalty: Default::default(),
             diagnostics: DiagnosticsConfig::default(),
             device: None,
+            devices: Vec::new(),
             version: None,
         }
     }
@@ -174,6 +182,7 @@ impl ExperimentConfig {
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
+        crate::device::check_devices(&self.devices)?;
         if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
             return bad(format!(
                 "optimizer.lr must be positive, got {}",

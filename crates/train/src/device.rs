@@ -101,3 +101,56 @@ mod tests {
         assert!(super::parse("cuda:x").is_err());
     }
 }
+
+/// Checks a multi-device list (empty or one device: nothing to check): every entry compiled
+/// in, no device twice, all of one GPU backend. Burn 0.22's CPU backends have one device and
+/// no collective operations, so a CPU list is refused, pointing to `--jobs` for sweeps.
+pub fn check_devices(devices: &[String]) -> anyhow::Result<()> {
+    if devices.len() < 2 {
+        return Ok(());
+    }
+    for (i, d) in devices.iter().enumerate() {
+        let kind = d.split(':').next().unwrap_or(d);
+        if kind == "flex" || kind == "ndarray" {
+            bail!(
+                "devices = {devices:?}: several devices train one run on GPUs only (cuda:N or \
+                 wgpu:N); Burn's CPU backends ({kind}) have a single device and no collective \
+                 operations. On a CPU, one run uses every core already; for many runs use \
+                 `sweep --jobs N` or a job array (README, \"Sweeps over any grid\")"
+            );
+        }
+        if devices[..i].contains(d) {
+            bail!("devices = {devices:?}: {d} is listed twice");
+        }
+        if devices[0].split(':').next() != Some(kind) {
+            bail!("devices = {devices:?}: mix of backends; list devices of one backend");
+        }
+    }
+    for d in devices {
+        parse(d)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod device_list_tests {
+    use super::*;
+
+    #[test]
+    fn device_lists_are_for_one_gpu_backend() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_devices(&list(&["flex"])).is_ok());
+        let e = check_devices(&list(&["flex", "flex"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GPUs only") && e.contains("sweep --jobs"), "{e}");
+        let e = check_devices(&list(&["cuda:0", "cuda:0"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listed twice"), "{e}");
+        let e = check_devices(&list(&["cuda:0", "wgpu:1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mix of backends"), "{e}");
+    }
+}

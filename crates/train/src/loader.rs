@@ -86,6 +86,8 @@ pub struct EpochLoader {
     seed: u64,
     split: Split,
     device: Device,
+    /// 0 for a whole epoch, else 1 + the first item of this part (see `slice`).
+    part: u64,
 }
 
 impl EpochLoader {
@@ -118,6 +120,7 @@ impl EpochLoader {
             seed,
             split,
             device: device.clone(),
+            part: 0,
         }
     }
 }
@@ -150,7 +153,12 @@ impl DataLoader<ImageBatch> for EpochLoader {
             Split::Train => 1,
             Split::Valid => 2,
         };
-        self.device.seed(mix(&[self.seed, epoch as u64, stream]));
+        if self.part == 0 {
+            self.device.seed(mix(&[self.seed, epoch as u64, stream]));
+        } else {
+            self.device
+                .seed(mix(&[self.seed, epoch as u64, stream, self.part]));
+        }
         self.inner.iter()
     }
 
@@ -166,9 +174,14 @@ impl DataLoader<ImageBatch> for EpochLoader {
         })
     }
 
+    /// A part of every epoch (multi-device training gives each device one). Each part
+    /// counts epochs itself, so all parts order the data set by the same epoch's
+    /// permutation, and draws its noise from its own stream (`start` is mixed in).
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<ImageBatch>> {
         Arc::new(Self {
             inner: self.inner.slice(start, end),
+            next_epoch: Arc::new(AtomicUsize::new(self.next_epoch.load(Ordering::SeqCst))),
+            part: start as u64 + 1,
             ..self.clone()
         })
     }
@@ -222,5 +235,56 @@ mod tests {
         assert_ne!(mix(&[1, 2]), mix(&[2, 1]));
         assert_ne!(mix(&[1, 2, 1]), mix(&[1, 2, 2]));
         assert_eq!(mix(&[5, 6]), mix(&[5, 6]));
+    }
+
+    /// The pixels of every image of an epoch, in the order the loader gives them.
+    fn epoch_images(loader: &dyn DataLoader<ImageBatch>) -> Vec<Vec<f32>> {
+        let mut out = Vec::new();
+        for batch in loader.iter() {
+            let images = batch.unwrap().images;
+            let per = images.dims()[1..].iter().product::<usize>();
+            let v = images.into_data().try_to_vec::<f32>().unwrap();
+            out.extend(v.chunks(per).map(<[f32]>::to_vec));
+        }
+        out
+    }
+
+    #[test]
+    fn parts_of_an_epoch_cover_it_once_in_the_same_order() {
+        // Multi-device training gives each device a part of each epoch (`slice`): together
+        // the parts are the epoch, in the order of the whole loader's permutation.
+        let cfg = ae_data::DataConfig::dsprites(Some(12));
+        let (data, _) = cfg.load().unwrap();
+        let device = Device::flex();
+        let make = || {
+            EpochLoader::new(
+                data.clone(),
+                cfg.batcher(),
+                3,
+                1,
+                Split::Train,
+                5,
+                1,
+                &device,
+            )
+        };
+        let whole = epoch_images(&make());
+        assert_eq!(whole.len(), 12);
+        let loader = make();
+        let parts = [loader.slice(0, 6), loader.slice(6, 12)];
+        let joined: Vec<Vec<f32>> = parts
+            .iter()
+            .flat_map(|p| epoch_images(p.as_ref()))
+            .collect();
+        assert!(joined == whole, "the parts differ from the whole epoch");
+        // The next epoch is a new permutation for every part alike.
+        let second: Vec<Vec<f32>> = parts
+            .iter()
+            .flat_map(|p| epoch_images(p.as_ref()))
+            .collect();
+        let loader2 = make();
+        let _ = epoch_images(&loader2);
+        assert!(second == epoch_images(&loader2));
+        assert!(second != joined);
     }
 }

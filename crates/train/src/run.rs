@@ -39,7 +39,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{Adaptor, Metric, Numeric};
-use burn::train::{Interrupter, Learner, SupervisedTraining};
+use burn::train::{ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -258,8 +258,13 @@ pub fn train_in(
         .device
         .clone()
         .or(cfg.device.clone())
+        .or(cfg.devices.first().cloned())
         .unwrap_or_else(|| device::default_name().to_string());
     let _ = device::parse(&device_name)?;
+    // A single device given on the command line replaces a device list.
+    if cfg.devices.first() != Some(&device_name) {
+        cfg.devices.clear();
+    }
     cfg.device = Some(device_name);
     cfg.version = Some(env!("CARGO_PKG_VERSION").to_string());
     execute(cfg, dir.to_path_buf(), None, opts)
@@ -529,6 +534,17 @@ impl Run {
         if let Some(n) = self.checkpoint {
             println!("resuming from the checkpoint of epoch {n}");
             training = training.checkpoint(n);
+        }
+        if cfg.devices.len() > 1 {
+            // Data-parallel: one batch per device per step, gradients summed on the first.
+            let devices = cfg
+                .devices
+                .iter()
+                .map(|d| device::parse(d).expect("validated with the config"))
+                .collect();
+            training = training.with_training_strategy(
+                ExecutionStrategy::multi(devices, MultiDeviceOptim::OptimMainDevice).into(),
+            );
         }
         training
     }

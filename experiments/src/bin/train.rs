@@ -36,8 +36,12 @@ struct Args {
     /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (among those compiled in).
     // The brackets are `--help` text, not links (escaping them would show in `--help`).
     #[allow(rustdoc::broken_intra_doc_links)]
-    #[arg(long)]
+    #[arg(long, conflicts_with = "devices")]
     device: Option<String>,
+    /// Several GPUs for this run, data-parallel, e.g. cuda:0,cuda:1 (the first is the main
+    /// device; the effective batch is batch_size × devices). GPU backends only.
+    #[arg(long, value_delimiter = ',', conflicts_with = "resume")]
+    devices: Option<Vec<String>>,
     /// Root folder of the runs.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
@@ -73,6 +77,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(s) = args.seed {
         cfg.seed = s;
+    }
+    if let Some(devices) = args.devices {
+        cfg.device = devices.first().cloned();
+        cfg.devices = devices;
     }
     if args.train_limit.is_some() {
         cfg.data.set_train_limit(args.train_limit);
