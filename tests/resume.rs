@@ -248,6 +248,7 @@ fn a_diverging_run_stops_in_the_faulty_step_and_keeps_its_last_good_checkpoint()
 
 #[test]
 fn two_runs_of_the_same_config_in_the_same_second_get_distinct_folders() {
+    let _g = training_lock();
     let out = tempfile::tempdir().unwrap();
     let opts = RunOptions {
         run_id: Some("fixed".into()),
@@ -255,14 +256,22 @@ fn two_runs_of_the_same_config_in_the_same_second_get_distinct_folders() {
     };
     let base = out.path().join("vae_mnist");
     std::fs::create_dir_all(base.join("fixed")).unwrap();
-    // The first folder is taken: a run with a bad config fails, but only after claiming its
-    // own folder, never writing into the taken one.
+    // The first folder is taken: a run with a bad config fails in a folder of its own
+    // (`fixed-2`, removed again since the run wrote nothing), never writing into the taken one.
     let mut bad = small_mnist_vae();
     bad.data.set_data_dir(out.path().join("no-such-dir"));
     let err = format!("{:#}", train(bad, &opts).unwrap_err());
     assert!(err.contains("no-such-dir"), "{err}");
-    assert!(base.join("fixed-2").is_dir());
+    assert!(
+        !base.join("fixed-2").exists(),
+        "an empty run folder was left"
+    );
     assert_eq!(std::fs::read_dir(base.join("fixed")).unwrap().count(), 0);
+    // A run that succeeds claims the next free name.
+    let mut good = small_mnist_vae();
+    good.data.set_train_limit(Some(200));
+    let run = train(good, &opts).unwrap();
+    assert_eq!(run.dir, base.join("fixed-2"));
 }
 
 #[test]
