@@ -283,6 +283,10 @@ pub fn resume(dir: &Path, opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let mut cfg = ExperimentConfig::load(&cfg_path)?;
     if let Some(d) = &opts.device {
         cfg.device = Some(d.clone());
+        // A single device given on the command line replaces a device list.
+        if cfg.devices.first() != Some(d) {
+            cfg.devices.clear();
+        }
     }
     // summary.json is written last, only by a finished run (a sweep deletes the checkpoints
     // of its finished runs, so they cannot tell).

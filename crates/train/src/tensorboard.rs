@@ -14,8 +14,9 @@
 //! epoch's value is recorded and flushed at once, so a run is visible while it trains. A
 //! resumed session appends a new file per folder that starts with a `SessionLog` `START` at
 //! its first epoch, which makes TensorBoard drop whatever the interrupted session logged for
-//! that epoch and later. Event files carry wall-clock times, so unlike the results files
-//! they differ between reruns.
+//! that epoch and later (also when it restarts from scratch, having no checkpoint yet).
+//! Event files carry wall-clock times, so unlike the results files they differ between
+//! reruns.
 use crate::tfevents::{
     Event, EventWriter, HParam, HParamKind, Image, Kind, Session, SessionEndInfo, SessionLog,
     SessionStartInfo, Value, What, now,
@@ -45,6 +46,9 @@ impl RunBoard {
     /// `first_epoch` (1 for a fresh run); a resumed session marks its restart.
     pub fn open(run_dir: &Path, first_epoch: usize) -> io::Result<Self> {
         let root = run_dir.join(FOLDER);
+        // An earlier session (resumed, or restarted before its first checkpoint) may have
+        // logged epochs this one trains again.
+        let earlier = root.join("train").is_dir();
         let mut board = Self {
             train: EventWriter::create(&root.join("train"))?,
             valid: EventWriter::create(&root.join("valid"))?,
@@ -52,7 +56,7 @@ impl RunBoard {
             written: HashSet::new(),
             first_epoch,
         };
-        if first_epoch > 1 {
+        if earlier {
             let restart = Event {
                 wall_time: now(),
                 step: first_epoch as i64,
