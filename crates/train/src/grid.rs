@@ -455,33 +455,57 @@ fn shell_quote(p: &Path) -> String {
 pub fn run_point(dir: &Path, index: usize, opts: &RunOptions) -> anyhow::Result<bool> {
     let grid = open(dir)?;
     let p = grid.point(index)?;
-    std::fs::create_dir_all(dir.join("locks"))?;
-    let _lock = crate::lock::FolderLock::acquire_file(
-        &dir.join("locks").join(format!("{}.lock", p.dir_name())),
+    run_sweep_point(
+        dir,
+        &p.dir_name(),
         &format!("point {index} ({})", p.dir_name()),
+        &|| grid.config_of(&p),
+        &grid.evaluate,
+        opts,
+    )
+}
+
+/// The point runner of every sweep (`sweep` and `beta_sweep`): under the lock
+/// `<sweep_dir>/locks/<name>.lock`, skips the run folder `<sweep_dir>/<name>` when it is
+/// finished (`summary.json`, and `eval.json` when `evaluate` names metrics), else resumes it
+/// from its checkpoint or trains `config()` into it, drops its checkpoints, and evaluates it.
+/// `what` names the point in messages. Returns false when it was already finished.
+pub fn run_sweep_point(
+    sweep_dir: &Path,
+    name: &str,
+    what: &str,
+    config: &dyn Fn() -> anyhow::Result<ExperimentConfig>,
+    evaluate: &[String],
+    opts: &RunOptions,
+) -> anyhow::Result<bool> {
+    std::fs::create_dir_all(sweep_dir.join("locks"))?;
+    let _lock = crate::lock::FolderLock::acquire_file(
+        &sweep_dir.join("locks").join(format!("{name}.lock")),
+        what,
     )?;
-    if point_done(&grid, dir, &p) {
-        println!("point {index} ({}) is finished; skipping it", p.dir_name());
+    let run = sweep_dir.join(name);
+    let trained = run.join("summary.json").is_file();
+    if trained && (evaluate.is_empty() || run.join("eval.json").is_file()) {
+        println!("{what} is finished; skipping it");
         return Ok(false);
     }
-    let run = dir.join(p.dir_name());
-    if !run.join("summary.json").is_file() {
+    if !trained {
         let outcome = if run.join("config.toml").is_file() {
             resume(&run, opts)?
         } else {
-            train_in(grid.config_of(&p)?, &run, opts)?
+            train_in(config()?, &run, opts)?
         };
         if outcome.interrupted {
-            bail!("point {index} ({}) was interrupted", p.dir_name());
+            bail!("{what} was interrupted");
         }
         // The final weights are in model.bpk; checkpoints of finished runs only cost disk.
         let _ = std::fs::remove_dir_all(run.join("checkpoint"));
     }
-    if !grid.evaluate.is_empty() {
+    if !evaluate.is_empty() {
         crate::evaluation::evaluate_run(
             &run,
             &crate::evaluation::EvalRequest {
-                metrics: grid.evaluate.clone(),
+                metrics: evaluate.to_vec(),
                 device: opts.device.clone(),
                 ..Default::default()
             },

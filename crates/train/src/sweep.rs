@@ -4,7 +4,7 @@
 //! `<sweep>/beta_<β>_seed<s>/`; then `results.csv`, `results.md`, plots and `report.md`.
 //! Finished runs are skipped on `--resume`; an unfinished one continues from its checkpoint.
 use crate::results::{ResultRow, mean_rows, results_csv, results_md};
-use crate::run::{RunOptions, last_checkpoint, resume, train_in};
+use crate::run::{RunOptions, last_checkpoint};
 use crate::scheduler::{Job, run_jobs};
 use crate::{ExperimentConfig, plots, write_atomic};
 use anyhow::{Context, bail};
@@ -142,53 +142,36 @@ fn one_line(s: &str) -> String {
         .join(" ")
 }
 
-/// Trains (or resumes, or skips) one point of the sweep in `sweep_dir`.
+/// Trains (or resumes, or skips) one point of the sweep in `sweep_dir`, then evaluates it
+/// (KL decomposition and, on dSprites, MIG, FactorVAE score, SAP, DCI): the point runner of
+/// `sweep` ([`crate::grid::run_sweep_point`]: per-point lock, skip, resume).
 pub fn run_point(
     sweep: &SweepConfig,
     sweep_dir: &Path,
     p: SweepPoint,
     opts: &RunOptions,
 ) -> anyhow::Result<()> {
-    let dir = sweep_dir.join(p.dir_name());
-    if point_done(sweep_dir, p) {
-        return Ok(());
+    let dsprites = sweep.base.data.name() == "dsprites";
+    if !point_done(sweep_dir, p) {
+        println!(
+            "β = {} seed {}: training (if needed) and evaluating (KL decomposition{})",
+            p.beta,
+            p.seed,
+            if dsprites {
+                ", MIG, FactorVAE score, SAP, DCI"
+            } else {
+                ""
+            }
+        );
     }
-    if !dir.join("summary.json").is_file() {
-        let outcome = if dir.join("config.toml").is_file() {
-            resume(&dir, opts)?
-        } else {
-            train_in(sweep.run_config(p), &dir, opts)?
-        };
-        if outcome.interrupted {
-            bail!("run {} was interrupted", dir.display());
-        }
-        // The final weights are in model.bpk; checkpoints of finished runs only cost disk.
-        let _ = std::fs::remove_dir_all(dir.join("checkpoint"));
-    }
-    // What the posterior uses and, on dSprites, how disentangled it is (eval.json).
-    println!(
-        "evaluating β = {} seed {} (KL decomposition{})",
-        p.beta,
-        p.seed,
-        if sweep.base.data.name() == "dsprites" {
-            ", MIG, FactorVAE score, SAP, DCI"
-        } else {
-            ""
-        }
-    );
-    crate::evaluation::evaluate_run(
-        &dir,
-        &crate::evaluation::EvalRequest {
-            metrics: vec![
-                "elbo".into(),
-                "decomposition".into(),
-                "disentanglement".into(),
-            ],
-            device: opts.device.clone(),
-            ..Default::default()
-        },
-    )
-    .with_context(|| format!("cannot evaluate {}", dir.display()))?;
+    crate::grid::run_sweep_point(
+        sweep_dir,
+        &p.dir_name(),
+        &format!("β = {} seed {}", p.beta, p.seed),
+        &|| Ok(sweep.run_config(p)),
+        &["elbo".into(), "decomposition".into(), "disentanglement".into()],
+        opts,
+    )?;
     Ok(())
 }
 
