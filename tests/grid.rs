@@ -118,4 +118,8 @@ fn points_run_as_killed_and_rerun_processes_collect_to_the_in_process_results() 
         "{text}"
     );
     assert_eq!(text.lines().count(), 5);
+    for figure in ["rd_by_model_beta.png", "rd_by_seed.png"] {
+        let png = std::fs::read(dir.join(figure)).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{figure}");
+    }
 }

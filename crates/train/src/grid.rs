@@ -516,7 +516,8 @@ pub fn run_sweep_point(
 }
 
 /// The results of a finished sweep: `results.csv` (a column per grid key, then the run's
-/// figures), `results.md` and `report.md` (the figures averaged by each key's values).
+/// figures), `results.md`, `report.md` (the figures averaged by each key's values) and
+/// `rd_by_<key>.png` (rate–distortion, a point per value of each key with several values).
 /// Fails listing the unfinished points when some are.
 pub fn collect(dir: &Path) -> anyhow::Result<Vec<ResultRow>> {
     let grid = open(dir)?;
@@ -554,6 +555,29 @@ pub fn collect(dir: &Path) -> anyhow::Result<Vec<ResultRow>> {
         &dir.join("report.md"),
         report(&grid, &points, &rows).as_bytes(),
     )?;
+    for (i, a) in grid.grid.iter().enumerate() {
+        if a.values.len() < 2 {
+            continue;
+        }
+        let groups: Vec<(String, f64, f64)> = a
+            .values
+            .iter()
+            .map(|v| {
+                let g: Vec<&ResultRow> = points
+                    .iter()
+                    .zip(&rows)
+                    .filter(|(p, _)| same(&p.values[i].1, v))
+                    .map(|(_, r)| r)
+                    .collect();
+                let n = g.len() as f64;
+                let rate = g.iter().map(|r| r.rate).sum::<f64>() / n;
+                let distortion = g.iter().map(|r| r.distortion).sum::<f64>() / n;
+                (value_text(v), rate, distortion)
+            })
+            .collect();
+        let file = format!("rd_by_{}.png", a.key.replace('.', "_"));
+        crate::plots::rd_by_key(&a.key, &groups, &dir.join(file))?;
+    }
     Ok(rows)
 }
 

@@ -163,6 +163,46 @@ pub fn rd_curve(rows: &[ResultRow], path: &Path) -> anyhow::Result<()> {
     })
 }
 
+/// Rate–distortion of a grid sweep by one key: a labelled point per value of `key` (the mean
+/// rate and distortion of the points with that value), in the order of its values.
+pub fn rd_by_key(key: &str, groups: &[(String, f64, f64)], path: &Path) -> anyhow::Result<()> {
+    let (x0, x1) = span(groups.iter().map(|g| g.1).chain([0.0]));
+    // Room on the right for the last point's label.
+    let x1 = x1 + 0.25 * (x1 - x0);
+    let (y0, y1) = span(groups.iter().map(|g| g.2));
+    render(path, |root| {
+        let caption = format!("Rate–distortion by {key} (means over the other keys)");
+        let mut chart = frame(root, caption, 80)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(err)?;
+        describe_axes(
+            &mut chart.configure_mesh(),
+            "rate R = KL(q(z|x) ‖ p(z)), nats",
+            "distortion D = −log p(x|z), nats",
+        )
+        .draw()
+        .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                groups.iter().map(|g| (g.1, g.2)),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_series(groups.iter().map(|g| {
+                EmptyElement::at((g.1, g.2))
+                    + Circle::new((0, 0), 6, BLUE.filled())
+                    + Text::new(
+                        format!("{key} = {}", g.0),
+                        (8, -20),
+                        (FONT, 16).into_font().color(&BLACK),
+                    )
+            }))
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
 fn beta_axis(rows: &[ResultRow]) -> (f64, f64) {
     let lo = rows
         .iter()

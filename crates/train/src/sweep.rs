@@ -169,7 +169,11 @@ pub fn run_point(
         &p.dir_name(),
         &format!("β = {} seed {}", p.beta, p.seed),
         &|| Ok(sweep.run_config(p)),
-        &["elbo".into(), "decomposition".into(), "disentanglement".into()],
+        &[
+            "elbo".into(),
+            "decomposition".into(),
+            "disentanglement".into(),
+        ],
         opts,
     )?;
     Ok(())
