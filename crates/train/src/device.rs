@@ -102,6 +102,17 @@ mod tests {
     }
 }
 
+/// The backend of a config whose `device` may be unset: the command line's `flag` (checked
+/// to be compiled in), else the config's, else [`default_name`].
+pub fn choose(device: &mut Option<String>, flag: Option<&str>) -> anyhow::Result<()> {
+    if let Some(d) = flag {
+        parse(d)?;
+        *device = Some(d.to_string());
+    }
+    device.get_or_insert_with(|| default_name().to_string());
+    Ok(())
+}
+
 /// Checks a multi-device list (empty or one device: nothing to check): every entry compiled
 /// in, no device twice, all of one GPU backend. Burn 0.22's CPU backends have one device and
 /// no collective operations, so a CPU list is refused, pointing to `--jobs` for sweeps.

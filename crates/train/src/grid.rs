@@ -17,7 +17,7 @@
 //!
 //! **Invariant:** a point's config, folder name and results row are functions of the grid
 //! alone, so workers in any order, on any hosts, give the same `results.csv`.
-use crate::results::{ResultRow, csv_text};
+use crate::results::{FIGURE_COLUMNS as FIGURES, ResultRow, csv_text};
 use crate::run::{RunOptions, resume, train_in};
 use crate::{ExperimentConfig, write_atomic};
 use anyhow::{Context, bail};
@@ -581,39 +581,6 @@ pub fn collect(dir: &Path) -> anyhow::Result<Vec<ResultRow>> {
     Ok(rows)
 }
 
-/// The figure columns of a grid's `results.csv` after the key columns.
-const FIGURES: [&str; 12] = [
-    "rate",
-    "distortion",
-    "elbo",
-    "active_units",
-    "collapsed_dims",
-    "posterior_collapse",
-    "mig",
-    "factor_vae",
-    "sap",
-    "dci",
-    "mutual_information",
-    "total_correlation",
-];
-
-fn figures(r: &ResultRow) -> Vec<Option<f64>> {
-    vec![
-        Some(r.rate),
-        Some(r.distortion),
-        Some(r.elbo()),
-        Some(r.active_units),
-        Some(r.collapsed_dims),
-        Some(r.posterior_collapse),
-        r.mig,
-        r.factor_vae,
-        r.sap,
-        r.dci,
-        r.mutual_information,
-        r.total_correlation,
-    ]
-}
-
 fn grid_csv(grid: &GridConfig, points: &[GridPoint], rows: &[ResultRow]) -> String {
     let dims = rows.iter().map(|r| r.kl_per_dim.len()).max().unwrap_or(0);
     let header: Vec<String> = grid
@@ -628,7 +595,7 @@ fn grid_csv(grid: &GridConfig, points: &[GridPoint], rows: &[ResultRow]) -> Stri
             .iter()
             .map(|(_, v)| value_text(v))
             .chain(
-                figures(r)
+                r.figures()
                     .into_iter()
                     .map(|v| v.map_or(String::new(), |v| v.to_string())),
             )
@@ -650,7 +617,7 @@ fn grid_md(grid: &GridConfig, points: &[GridPoint], rows: &[ResultRow]) -> Strin
     let _ = writeln!(s, "|{}", "---|".repeat(keys.len() + FIGURES.len()));
     for (p, r) in points.iter().zip(rows) {
         let values: Vec<String> = p.values.iter().map(|(_, v)| value_text(v)).collect();
-        let cells: Vec<String> = figures(r).into_iter().map(md_cell).collect();
+        let cells: Vec<String> = r.figures().into_iter().map(md_cell).collect();
         let _ = writeln!(s, "| {} | {} |", values.join(" | "), cells.join(" | "));
     }
     s
@@ -686,7 +653,7 @@ fn report(grid: &GridConfig, points: &[GridPoint], rows: &[ResultRow]) -> String
                 .map(|(_, r)| r)
                 .collect();
             let mean = |j: usize| {
-                let vals: Vec<f64> = group.iter().filter_map(|r| figures(r)[j]).collect();
+                let vals: Vec<f64> = group.iter().filter_map(|r| r.figures()[j]).collect();
                 (vals.len() == group.len() && !vals.is_empty())
                     .then(|| vals.iter().sum::<f64>() / vals.len() as f64)
             };
@@ -704,7 +671,7 @@ fn report(grid: &GridConfig, points: &[GridPoint], rows: &[ResultRow]) -> String
         points
             .iter()
             .zip(rows)
-            .filter_map(|(p, r)| figures(r)[j].filter(|v| v.is_finite()).map(|v| (p, v)))
+            .filter_map(|(p, r)| r.figures()[j].filter(|v| v.is_finite()).map(|v| (p, v)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
     };
     s.push_str("\n## Best points\n\n");

@@ -154,6 +154,24 @@ impl ResultRow {
         -(self.rate + self.distortion)
     }
 
+    /// The values of [`FIGURE_COLUMNS`], in order (None: not measured for this run).
+    pub fn figures(&self) -> [Option<f64>; 12] {
+        [
+            Some(self.rate),
+            Some(self.distortion),
+            Some(self.elbo()),
+            Some(self.active_units),
+            Some(self.collapsed_dims),
+            Some(self.posterior_collapse),
+            self.mig,
+            self.factor_vae,
+            self.sap,
+            self.dci,
+            self.mutual_information,
+            self.total_correlation,
+        ]
+    }
+
     /// The row of the finished run in `dir` (its `summary.json` and, when it was evaluated,
     /// `eval.json`), trained with `beta` and `seed`.
     pub fn read_run(dir: &Path, beta: f64, seed: u64) -> anyhow::Result<Self> {
@@ -255,10 +273,9 @@ pub fn mean_rows(rows: &[ResultRow]) -> Vec<ResultRow> {
         .collect()
 }
 
-/// The fixed columns of `results.csv`, before `kl_dim_*`.
-const RESULT_COLUMNS: [&str; 14] = [
-    "beta",
-    "seed",
+/// The figure columns of a results table, after its key columns (`beta, seed` for the β
+/// sweep, the grid's keys for a grid sweep) and before `kl_dim_*`.
+pub const FIGURE_COLUMNS: [&str; 12] = [
     "rate",
     "distortion",
     "elbo",
@@ -276,8 +293,9 @@ const RESULT_COLUMNS: [&str; 14] = [
 /// `results.csv`: a row per run, then mean rows (seed `mean`) when seeds > 1.
 pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
     let dims = rows.first().map_or(0, |r| r.kl_per_dim.len());
-    let header = RESULT_COLUMNS
-        .iter()
+    let header = ["beta", "seed"]
+        .into_iter()
+        .chain(FIGURE_COLUMNS)
         .map(|c| c.to_string())
         .chain((0..dims).map(|j| format!("kl_dim_{j}")))
         .collect();
@@ -285,20 +303,9 @@ pub fn results_csv(rows: &[ResultRow], means: &[ResultRow]) -> String {
         [
             r.beta.to_string(),
             r.seed.map_or("mean".to_string(), |s| s.to_string()),
-            r.rate.to_string(),
-            r.distortion.to_string(),
-            r.elbo().to_string(),
-            r.active_units.to_string(),
-            r.collapsed_dims.to_string(),
-            r.posterior_collapse.to_string(),
-            cell(r.mig),
-            cell(r.factor_vae),
-            cell(r.sap),
-            cell(r.dci),
-            cell(r.mutual_information),
-            cell(r.total_correlation),
         ]
         .into_iter()
+        .chain(r.figures().map(cell))
         .chain(r.kl_per_dim.iter().map(f64::to_string))
         .collect()
     });

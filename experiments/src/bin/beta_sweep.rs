@@ -119,13 +119,7 @@ fn load_sweep(args: &Args) -> anyhow::Result<(SweepConfig, PathBuf)> {
     if let Some(d) = &args.data_dir {
         cfg.base.data.set_data_dir(d.clone());
     }
-    if let Some(d) = &args.device {
-        device::parse(d)?;
-        cfg.base.device = Some(d.clone());
-    }
-    cfg.base
-        .device
-        .get_or_insert_with(|| device::default_name().to_string());
+    device::choose(&mut cfg.base.device, args.device.as_deref())?;
     cfg.validate().context("invalid sweep")?;
     let stamp = ae_train::run::utc_stamp();
     let dir = ae_train::run::claim_folder(&args.out.join(&cfg.name), &stamp)?;

@@ -123,13 +123,7 @@ fn load_grid(path: &Path, args: &Args) -> anyhow::Result<GridConfig> {
     if let Some(d) = &args.data_dir {
         grid.base.data.set_data_dir(d.clone());
     }
-    if let Some(d) = &args.device {
-        device::parse(d)?;
-        grid.base.device = Some(d.clone());
-    }
-    grid.base
-        .device
-        .get_or_insert_with(|| device::default_name().to_string());
+    device::choose(&mut grid.base.device, args.device.as_deref())?;
     grid.validate()
         .with_context(|| format!("invalid sweep {}", path.display()))?;
     Ok(grid)
