@@ -27,7 +27,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// A sweep file (name, grid, [base]) or an experiment config to sweep with --grid; runs
+    /// A sweep file (name, grid and base tables) or an experiment config to sweep with --grid; runs
     /// every point here, then collects.
     #[arg(long, conflicts_with_all = ["plan", "point", "collect", "resume"])]
     config: Option<PathBuf>,
