@@ -63,13 +63,41 @@ pub fn keep_freed_memory() {
 
 /// Whether the kernels are switched on: `false` when the environment variable
 /// `AE_CPU_KERNELS` is `off`, `0` or `false` (read on the first call; later changes to the
-/// variable are ignored, so one process never mixes the two paths).
+/// variable are ignored, so one process never mixes the two paths). Any other value but
+/// `on`, `1` or `true` (a typo such as `of`) leaves them on and says so once on stderr.
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| {
-        !matches!(
-            std::env::var("AE_CPU_KERNELS").as_deref(),
-            Ok("off" | "0" | "false")
-        )
-    })
+    *ON.get_or_init(|| switch(std::env::var("AE_CPU_KERNELS").ok().as_deref()))
+}
+
+/// The kernels' switch for a value of `AE_CPU_KERNELS` (None: unset).
+fn switch(value: Option<&str>) -> bool {
+    match value {
+        None | Some("on" | "1" | "true") => true,
+        Some("off" | "0" | "false") => false,
+        Some(other) => {
+            eprintln!(
+                "warning: AE_CPU_KERNELS={other:?} is not off/0/false or on/1/true; the CPU \
+                 kernels stay on"
+            );
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod switch_tests {
+    #[test]
+    fn only_off_0_and_false_switch_the_kernels_off() {
+        for (v, on) in [
+            (None, true),
+            (Some("off"), false),
+            (Some("0"), false),
+            (Some("false"), false),
+            (Some("on"), true),
+            (Some("of"), true),
+        ] {
+            assert_eq!(super::switch(v), on, "{v:?}");
+        }
+    }
 }
