@@ -230,9 +230,10 @@ fn finish(dir: &Path, started: Instant) -> anyhow::Result<()> {
     collect(dir)?;
     println!("\n{}", std::fs::read_to_string(dir.join("results.md"))?);
     println!(
-        "sweep finished in {:.0} s: {}/results.csv, report.md",
-        started.elapsed().as_secs_f64(),
-        dir.display()
+        "results of {} points in {}/results.csv, results.md, report.md, rd_by_*.png ({:.0} s)",
+        grid::open(dir)?.points().len(),
+        dir.display(),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
