@@ -57,6 +57,25 @@ impl ImageBatcher {
         self.scale = scale;
         self
     }
+
+    /// The first `n` images of `data` (all of them when there are fewer), in order, as
+    /// batches of `size` (the last one smaller when `size` does not divide `n`).
+    pub fn batches<'a>(
+        &'a self,
+        data: &'a crate::ImageDataset,
+        n: usize,
+        size: usize,
+        device: &'a Device,
+    ) -> impl Iterator<Item = ImageBatch> + 'a {
+        use burn::data::dataset::Dataset;
+        let (n, size) = (n.min(data.len()), size.max(1));
+        (0..n).step_by(size).map(move |start| {
+            let items = (start..(start + size).min(n))
+                .map(|i| data.get(i).expect("index below the data set's length"))
+                .collect();
+            self.batch(items, device)
+        })
+    }
 }
 
 impl Batcher<ImageItem, ImageBatch> for ImageBatcher {

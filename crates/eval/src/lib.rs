@@ -166,13 +166,11 @@ pub fn evaluate(
     // Per-image scores and labels, for anomaly detection.
     let (mut img_recon, mut img_kl, mut img_nll, mut img_label) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut start = 0;
-    while start < n {
-        let end = (start + opts.batch_size).min(n);
-        let items = (start..end)
-            .map(|i| data.get(i).expect("in range"))
-            .collect();
-        let batch = batcher.batch(items, device);
+    // Images evaluated so far, the current batch included.
+    let mut end = 0;
+    for batch in batcher.batches(data, n, opts.batch_size, device) {
+        let b = batch.images.dims()[0];
+        end += b;
         let out = model.forward(batch.clone());
         let host = |t: Tensor<1>| -> Vec<f64> {
             let v: Vec<f32> = t.into_data().convert::<f32>().try_to_vec().expect("f32");
@@ -194,7 +192,6 @@ pub fn evaluate(
             img_label.extend(labels);
         }
         if variational {
-            let b = end - start;
             let per_dim = host(out.kl_per_dim.clone().reshape([b * latent]));
             for (i, v) in per_dim.iter().enumerate() {
                 kl_dim[i % latent] += v;
@@ -241,7 +238,6 @@ pub fn evaluate(
             end,
             n,
         );
-        start = end;
     }
     let count = n.max(1) as f64;
     let decomposition = decompose.then(|| {

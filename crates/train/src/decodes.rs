@@ -4,7 +4,6 @@ use crate::evaluation::FinishedRun;
 use crate::save_grid;
 use ae_core::Autoencoder;
 use anyhow::bail;
-use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
@@ -69,11 +68,7 @@ pub fn reconstruct(run: &FinishedRun, n: usize, out: &Path) -> anyhow::Result<()
         bail!("no images to reconstruct (-n 0 or an empty split)");
     }
     let mut rows = Vec::new();
-    for start in (0..n).step_by(10) {
-        let items = (start..(start + 10).min(n))
-            .map(|i| data.get(i).expect("index in range"))
-            .collect();
-        let batch = cfg.data.batcher().batch(items, device);
+    for batch in cfg.data.batcher().batches(data, n, 10, device) {
         let recon = model.reconstruct(batch.clone());
         rows.push(batch.images);
         rows.push(recon);

@@ -294,16 +294,16 @@ fn save_interpolations(
     path: &Path,
 ) -> anyhow::Result<()> {
     use ae_core::Autoencoder;
-    use burn::data::dataloader::batcher::Batcher;
     use burn::prelude::*;
     let pairs = 4.min(data.len() / 2);
     if pairs == 0 {
         return Ok(());
     }
-    let items = (0..2 * pairs)
-        .map(|i| data.get(i).expect("in range"))
-        .collect();
-    let batch = cfg.data.batcher().batch(items, device);
+    let batcher = cfg.data.batcher();
+    let batch = batcher
+        .batches(data, 2 * pairs, 2 * pairs, device)
+        .next()
+        .expect("pairs > 0");
     let codes: Vec<f32> = model
         .encode(batch.images, batch.labels.clone())
         .into_data()

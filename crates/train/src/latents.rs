@@ -4,7 +4,6 @@ use crate::evaluation::FinishedRun;
 use crate::write_atomic;
 use ae_core::Autoencoder;
 use anyhow::bail;
-use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::prelude::*;
 use std::path::Path;
@@ -44,11 +43,7 @@ pub fn encode(run: &FinishedRun, batch_size: usize) -> anyhow::Result<Latents> {
         mean: Vec::new(),
         log_var: Some(Vec::new()),
     };
-    for start in (0..data.len()).step_by(batch_size.max(1)) {
-        let items = (start..(start + batch_size.max(1)).min(data.len()))
-            .map(|i| data.get(i).expect("index in range"))
-            .collect();
-        let batch = batcher.batch(items, device);
+    for batch in batcher.batches(data, data.len(), batch_size, device) {
         let labels: Vec<i64> = batch
             .labels
             .clone()

@@ -33,7 +33,6 @@ use ae_metrics::{
 };
 use ae_models::Model;
 use anyhow::{Context, bail};
-use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::Dataset;
 use burn::module::Module;
 use burn::prelude::*;
@@ -199,10 +198,9 @@ fn first_valid_batch(
     n: usize,
     device: &Device,
 ) -> ae_core::ImageBatch {
-    let items = (0..n.min(valid.len()))
-        .map(|i| valid.get(i).expect("in range"))
-        .collect();
-    cfg.data.batcher().batch(items, device)
+    let batcher = cfg.data.batcher();
+    let batch = batcher.batches(valid, n, n, device).next();
+    batch.expect("a validation set is never empty")
 }
 
 /// Trains `cfg` and writes a new run folder under `opts.out_dir`.
