@@ -4,16 +4,20 @@
 //! ```sh
 //! cargo run --release -p experiments --bin encode -- runs/vae_mnist/RUN --out latents.npy
 //! ```
-use ae_train::evaluation::FinishedRun;
+#[path = "../run_args.rs"]
+mod run_args;
+
 use clap::Parser;
+use run_args::RunArgs;
 use std::path::PathBuf;
 
 /// Latents of a trained run, for analysis outside the framework.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// The run folder (with config.toml and model.bpk).
-    run_dir: PathBuf,
+    /// The run to read.
+    #[command(flatten)]
+    run: RunArgs,
     /// Output file: `.npy` (float32 [n, 1 + d (+ d)]: label, μ, log σ²) or `.csv` (the same
     /// columns, named).
     #[arg(long)]
@@ -24,14 +28,6 @@ struct Args {
     /// Encode only the first N images of the split.
     #[arg(long)]
     limit: Option<usize>,
-    /// Directory with the MNIST files (else the run's config, else $AE_MNIST_DIR).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (default: the run's).
-    // The brackets are `--help` text, not links (escaping them would show in `--help`).
-    #[allow(rustdoc::broken_intra_doc_links)]
-    #[arg(long)]
-    device: Option<String>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
@@ -43,13 +39,7 @@ fn main() {
     let args = Args::parse();
     let run = || -> anyhow::Result<usize> {
         ae_train::latents::check_output(&args.out)?;
-        let run = FinishedRun::open(
-            &args.run_dir,
-            &args.split,
-            args.limit,
-            args.data_dir.as_deref(),
-            args.device.as_deref(),
-        )?;
+        let run = args.run.open(&args.split, args.limit)?;
         let latents = ae_train::latents::encode(&run, args.batch_size)?;
         latents.write(&args.out)?;
         Ok(latents.labels.len())

@@ -7,8 +7,11 @@
 //! cargo run --release -p experiments --bin evaluate -- RUN_DIR --k 100 --metrics iwae
 //! ```
 use ae_train::evaluation::{EvalRequest, evaluate_run};
+#[path = "../run_args.rs"]
+mod run_args;
+
 use clap::Parser;
-use std::path::PathBuf;
+use run_args::RunArgs;
 use std::time::Instant;
 
 #[global_allocator]
@@ -18,8 +21,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// The run folder (with config.toml and model.bpk).
-    run_dir: PathBuf,
+    /// The run to read.
+    #[command(flatten)]
+    run: RunArgs,
     /// What to compute, comma-separated: elbo (always), iwae, decomposition, disentanglement
     /// (MIG and FactorVAE score, on dSprites).
     #[arg(
@@ -37,14 +41,6 @@ struct Args {
     /// Evaluate only the first N images of the split.
     #[arg(long)]
     limit: Option<usize>,
-    /// Directory with the MNIST files (else the run's config, else $AE_MNIST_DIR).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (default: the run's).
-    // The brackets are `--help` text, not links (escaping them would show in `--help`).
-    #[allow(rustdoc::broken_intra_doc_links)]
-    #[arg(long)]
-    device: Option<String>,
     /// Seed of the evaluation noise (default: the run's seed).
     #[arg(long)]
     seed: Option<u64>,
@@ -67,23 +63,23 @@ fn main() {
         ks: args.k,
         split: args.split,
         limit: args.limit,
-        data_dir: args.data_dir,
-        device: args.device,
+        data_dir: args.run.data_dir,
+        device: args.run.device,
         seed: args.seed,
         batch_size: args.batch_size,
         progress: true,
         anomaly: args.anomaly,
     };
     let started = Instant::now();
-    match evaluate_run(&args.run_dir, &req) {
+    match evaluate_run(&args.run.run_dir, &req) {
         Ok(report) => {
             print!(
                 "{}",
-                report.to_markdown(&args.run_dir.display().to_string())
+                report.to_markdown(&args.run.run_dir.display().to_string())
             );
             println!(
                 "\nwrote {}/eval.json and eval.md ({:.1} s)",
-                args.run_dir.display(),
+                args.run.run_dir.display(),
                 started.elapsed().as_secs_f64()
             );
         }

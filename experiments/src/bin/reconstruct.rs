@@ -3,16 +3,20 @@
 //! ```sh
 //! cargo run --release -p experiments --bin reconstruct -- runs/vae_mnist/RUN -n 50 --out recon.png
 //! ```
-use ae_train::evaluation::FinishedRun;
+#[path = "../run_args.rs"]
+mod run_args;
+
 use clap::Parser;
+use run_args::RunArgs;
 use std::path::PathBuf;
 
 /// Images of a trained run's data over their reconstructions, as a PNG grid.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// The run folder (with config.toml and model.bpk).
-    run_dir: PathBuf,
+    /// The run to read.
+    #[command(flatten)]
+    run: RunArgs,
     /// Number of images (10 per row, over their reconstructions).
     #[arg(short, default_value_t = 50)]
     n: usize,
@@ -22,14 +26,6 @@ struct Args {
     /// Output PNG (default: RUN_DIR/reconstructions-SPLIT-N.png).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Directory with the MNIST files (else the run's config, else $AE_MNIST_DIR).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (default: the run's).
-    // The brackets are `--help` text, not links (escaping them would show in `--help`).
-    #[allow(rustdoc::broken_intra_doc_links)]
-    #[arg(long)]
-    device: Option<String>,
 }
 
 fn main() {
@@ -37,15 +33,12 @@ fn main() {
     ae_train::threads::join_compute_pool();
     let args = Args::parse();
     let run = || -> anyhow::Result<PathBuf> {
-        let run = FinishedRun::open(
-            &args.run_dir,
-            &args.split,
-            Some(args.n.max(1)),
-            args.data_dir.as_deref(),
-            args.device.as_deref(),
-        )?;
+        let run = args.run.open(&args.split, Some(args.n.max(1)))?;
         let name = format!("reconstructions-{}-{}.png", args.split, args.n);
-        let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(name));
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| args.run.run_dir.join(name));
         ae_train::decodes::reconstruct(&run, args.n, &out)?;
         Ok(out)
     };

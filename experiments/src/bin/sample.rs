@@ -4,16 +4,20 @@
 //! ```sh
 //! cargo run --release -p experiments --bin sample -- runs/cvae_mnist/RUN -n 64 --class 3 --out threes.png
 //! ```
-use ae_train::evaluation::FinishedRun;
+#[path = "../run_args.rs"]
+mod run_args;
+
 use clap::Parser;
+use run_args::RunArgs;
 use std::path::PathBuf;
 
 /// Prior samples of a trained run as a PNG grid.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// The run folder (with config.toml and model.bpk).
-    run_dir: PathBuf,
+    /// The run to read.
+    #[command(flatten)]
+    run: RunArgs,
     /// Number of samples (8 per row).
     #[arg(short, default_value_t = 64)]
     n: usize,
@@ -26,14 +30,6 @@ struct Args {
     /// Output PNG (default: RUN_DIR/samples-N.png, or samples-N-class-C.png).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Directory with the MNIST files (else the run's config, else $AE_MNIST_DIR).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Backend: flex, ndarray, wgpu[:N], cuda[:N] (default: the run's).
-    // The brackets are `--help` text, not links (escaping them would show in `--help`).
-    #[allow(rustdoc::broken_intra_doc_links)]
-    #[arg(long)]
-    device: Option<String>,
 }
 
 fn main() {
@@ -41,18 +37,15 @@ fn main() {
     ae_train::threads::join_compute_pool();
     let args = Args::parse();
     let run = || -> anyhow::Result<PathBuf> {
-        let run = FinishedRun::open(
-            &args.run_dir,
-            "valid",
-            Some(1),
-            args.data_dir.as_deref(),
-            args.device.as_deref(),
-        )?;
+        let run = args.run.open("valid", Some(1))?;
         let name = match args.class {
             Some(c) => format!("samples-{}-class-{c}.png", args.n),
             None => format!("samples-{}.png", args.n),
         };
-        let out = args.out.clone().unwrap_or_else(|| args.run_dir.join(name));
+        let out = args
+            .out
+            .clone()
+            .unwrap_or_else(|| args.run.run_dir.join(name));
         let seed = args.seed.unwrap_or(run.cfg.seed);
         ae_train::decodes::sample(&run, args.n, args.class, seed, &out)?;
         Ok(out)
