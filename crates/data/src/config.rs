@@ -173,7 +173,8 @@ impl FilesConfig {
             let vshape = array::image_shape(valid)?;
             if vshape != shape {
                 return Err(DataError::Config(format!(
-                    "data.valid_images {} holds {}×{}×{} images but data.train_images {} holds                      {}×{}×{}; give both splits the same shape",
+                    "data.valid_images {} holds {}×{}×{} images but data.train_images {} holds \
+                     {}×{}×{}; give both splits the same shape",
                     valid.display(),
                     vshape.channels,
                     vshape.height,
@@ -184,22 +185,18 @@ impl FilesConfig {
                     shape.width
                 )));
             }
-        } else if !(self.valid_fraction > 0.0 && self.valid_fraction < 1.0) {
-            return Err(DataError::Config(format!(
-                "data.valid_fraction must be in (0, 1) when there are no data.valid_images, got {}",
-                self.valid_fraction
-            )));
         }
         if self.valid_labels.is_some() && self.valid_images.is_none() {
             return Err(DataError::Config(
                 "data.valid_labels needs data.valid_images".into(),
             ));
         }
-        if self.train_limit == Some(0) || self.valid_limit == Some(0) {
-            return Err(DataError::Config(
-                "data.train_limit and data.valid_limit must be at least 1".into(),
-            ));
-        }
+        check_split(
+            self.valid_images.is_some(),
+            "valid_images",
+            self.valid_fraction,
+            (self.train_limit, self.valid_limit),
+        )?;
         Ok(())
     }
 
@@ -324,6 +321,29 @@ fn make_splits(
     Ok((wrap(train, 0x0074_7261_696e), wrap(valid, 0x7465_7374)))
 }
 
+/// The split settings the own-data sets share: a `valid_fraction` in (0, 1) unless separate
+/// validation data (`valid_key`) is given, and limits of at least 1.
+fn check_split(
+    separate_valid: bool,
+    valid_key: &str,
+    valid_fraction: f64,
+    (train_limit, valid_limit): (Option<usize>, Option<usize>),
+) -> Result<(), DataError> {
+    let fraction_ok = valid_fraction > 0.0 && valid_fraction < 1.0;
+    if !(separate_valid || fraction_ok) {
+        return Err(DataError::Config(format!(
+            "data.valid_fraction must be in (0, 1) when there is no data.{valid_key}, got \
+             {valid_fraction}"
+        )));
+    }
+    if train_limit == Some(0) || valid_limit == Some(0) {
+        return Err(DataError::Config(
+            "data.train_limit and data.valid_limit must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A folder of PNG/JPEG images (the `image_folder` data set): files directly in `train_dir`
 /// (label 0) or in one sub-folder per class (labels in the sorted order of the folder names).
 /// Relative paths are relative to the working directory.
@@ -396,17 +416,12 @@ impl FolderConfig {
         if self.size.is_some_and(|[h, w]| h == 0 || w == 0) {
             return Err(DataError::Config("data.size must be positive".into()));
         }
-        if self.valid_dir.is_none() && !(self.valid_fraction > 0.0 && self.valid_fraction < 1.0) {
-            return Err(DataError::Config(format!(
-                "data.valid_fraction must be in (0, 1) when there is no data.valid_dir, got {}",
-                self.valid_fraction
-            )));
-        }
-        if self.train_limit == Some(0) || self.valid_limit == Some(0) {
-            return Err(DataError::Config(
-                "data.train_limit and data.valid_limit must be at least 1".into(),
-            ));
-        }
+        check_split(
+            self.valid_dir.is_some(),
+            "valid_dir",
+            self.valid_fraction,
+            (self.train_limit, self.valid_limit),
+        )?;
         crate::folder::shape(&self.train_dir, self.size, self.channels).map(|_| ())
     }
 
