@@ -190,6 +190,16 @@ fn same(a: &toml::Value, b: &toml::Value) -> bool {
 impl GridConfig {
     /// Reads and validates a sweep file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let cfg = Self::read(path)?;
+        cfg.validate()
+            .with_context(|| format!("invalid sweep config {}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Reads a sweep file and checks its axes, but not every point's config (a sweep
+    /// folder's `sweep.toml` was validated when it was planned; each point's config is
+    /// checked again when it runs).
+    fn read(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read sweep config {}", path.display()))?;
         let cfg: Self = toml::from_str(&text).map_err(|e| {
@@ -199,7 +209,7 @@ impl GridConfig {
                 e.to_string().lines().next().unwrap_or_default()
             )
         })?;
-        cfg.validate()
+        cfg.check_axes()
             .with_context(|| format!("invalid sweep config {}", path.display()))?;
         Ok(cfg)
     }
@@ -209,10 +219,19 @@ impl GridConfig {
         toml::to_string_pretty(self).expect("sweep config serialises")
     }
 
-    /// Checks the grid before anything runs: at least one axis, no key twice, no empty or
-    /// repeated value list, and every point's config valid with every grid key landing on a
-    /// field of the config (naming the key and the value otherwise).
+    /// Checks the grid before anything runs: a folder name, at least one axis, no key twice,
+    /// no empty or repeated value list, and every point's config valid with every grid key landing on a field of the config (naming the
+    /// point, and the key at fault).
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.check_axes()?;
+        for p in self.points() {
+            self.config_of(&p)?;
+        }
+        Ok(())
+    }
+
+    /// A folder name, at least one axis, no key twice, no empty or repeated value list.
+    fn check_axes(&self) -> anyhow::Result<()> {
         if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
             bail!("name must be a non-empty folder name, got {:?}", self.name);
         }
@@ -240,21 +259,6 @@ impl GridConfig {
                     bail!("grid key {} lists {} twice", a.key, value_text(v));
                 }
             }
-        }
-        // Each value on its own (the first value of the other axes): the error names it.
-        for (i, a) in self.grid.iter().enumerate() {
-            for v in &a.values {
-                let mut values: Vec<(String, toml::Value)> = self
-                    .grid
-                    .iter()
-                    .map(|b| (b.key.clone(), b.values[0].clone()))
-                    .collect();
-                values[i].1 = v.clone();
-                self.config_of(&GridPoint { index: 0, values })?;
-            }
-        }
-        for p in self.points() {
-            self.config_of(&p)?;
         }
         Ok(())
     }
@@ -351,7 +355,7 @@ pub fn open(dir: &Path) -> anyhow::Result<GridConfig> {
             dir.display()
         );
     }
-    GridConfig::load(&path)
+    GridConfig::read(&path)
 }
 
 /// Whether point `p` is finished: trained (`summary.json`) and, when the grid evaluates,
@@ -370,7 +374,7 @@ pub fn plan(grid: &GridConfig, dir: &Path, exe: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let saved = dir.join("sweep.toml");
-    if saved.is_file() && GridConfig::load(&saved)? != *grid {
+    if saved.is_file() && GridConfig::read(&saved)? != *grid {
         bail!(
             "{} already holds another sweep; plan into a new folder",
             dir.display()
