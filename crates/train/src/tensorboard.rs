@@ -37,8 +37,9 @@ pub struct RunBoard {
     session: EventWriter,
     /// (epoch, split, tag) already written this session.
     written: HashSet<(usize, SplitKind, String)>,
-    /// Epochs before this one belong to an earlier session (they are in its files).
-    first_epoch: usize,
+    /// The first epoch that may still get values: earlier ones belong to an earlier session
+    /// (they are in its files) or were complete, and written, before a later epoch began.
+    open_epoch: usize,
 }
 
 impl RunBoard {
@@ -54,7 +55,7 @@ impl RunBoard {
             valid: EventWriter::create(&root.join("valid"))?,
             session: EventWriter::create(&root)?,
             written: HashSet::new(),
-            first_epoch,
+            open_epoch: first_epoch,
         };
         if earlier {
             let restart = Event {
@@ -73,7 +74,7 @@ impl RunBoard {
     /// Writes the values of `rows` (the run's epoch log) that this session has not written
     /// yet: one scalar event per (epoch, split, column), `kl_dim/<j>` for the per-dimension KL.
     pub fn log_rows(&mut self, rows: &BTreeMap<(usize, SplitKind), EpochRow>) -> io::Result<()> {
-        for ((epoch, split), row) in rows.range((self.first_epoch, SplitKind::Train)..) {
+        for ((epoch, split), row) in rows.range((self.open_epoch, SplitKind::Train)..) {
             let mut values = Vec::new();
             for (column, v) in &row.values {
                 if self.written.insert((*epoch, *split, column.clone())) {
@@ -94,6 +95,11 @@ impl RunBoard {
                 SplitKind::Valid => &mut self.valid,
             };
             writer.write(&Event::summary(*epoch as i64, values))?;
+        }
+        // Metrics record each epoch's values at its end, so once epoch e has values, the
+        // rows of earlier epochs are complete and written.
+        if let Some(&(last, _)) = rows.keys().next_back() {
+            self.open_epoch = self.open_epoch.max(last);
         }
         Ok(())
     }
