@@ -1,7 +1,9 @@
 //! The user's own data: any IDX image files (shape from the header), NumPy arrays (uint8 or
 //! float32, grey or colour), trained through `train` into a complete run folder; and the
 //! errors that name the bad file.
-use crate::util::{options, small_mnist_vae, tensorboard_matches_metrics_csv, training_lock};
+use crate::util::{
+    assert_run_files, options, small_mnist_vae, tensorboard_matches_metrics_csv, training_lock,
+};
 use ae::data::array::npy_bytes as npy;
 use ae::data::idx::encode_idx;
 use ae::data::{DataConfig, FilesConfig, FolderConfig};
@@ -45,16 +47,7 @@ fn write(dir: &Path, name: &str, bytes: Vec<u8>) -> PathBuf {
 /// The run folder has what every run writes (TensorBoard logs matching `metrics.csv`
 /// included), and its config names the data set.
 fn assert_complete_run(dir: &Path, dataset: &str) {
-    for f in [
-        "config.toml",
-        "metrics.csv",
-        "summary.json",
-        "model.bpk",
-        "reconstructions.png",
-        "samples.png",
-    ] {
-        assert!(dir.join(f).is_file(), "missing {f}");
-    }
+    assert_run_files(dir);
     let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
     assert!(
         config.contains(&format!("dataset = \"{dataset}\"")),

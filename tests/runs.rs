@@ -1,4 +1,6 @@
-use crate::util::{options, small_mnist_vae, tensorboard_matches_metrics_csv, training_lock};
+use crate::util::{
+    assert_run_files, options, small_mnist_vae, tensorboard_matches_metrics_csv, training_lock,
+};
 use ae::models::ModelConfig;
 use ae::train::ExperimentConfig;
 use ae::train::run::{resume, train};
@@ -34,16 +36,7 @@ fn one_epoch_of_mnist_through_the_learner_writes_the_run_folder() {
     let run = train(small_mnist_vae(), &options(out.path())).unwrap();
     let dir = &run.dir;
     assert!(dir.starts_with(out.path().join("vae_mnist")));
-    for f in [
-        "config.toml",
-        "metrics.csv",
-        "summary.json",
-        "model.bpk",
-        "reconstructions.png",
-        "samples.png",
-    ] {
-        assert!(dir.join(f).is_file(), "missing {f}");
-    }
+    assert_run_files(dir);
     assert!(dir.join("checkpoint/model-1.bpk").is_file());
     let png = std::fs::read(dir.join("samples.png")).unwrap();
     assert_eq!(&png[1..4], b"PNG");

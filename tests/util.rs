@@ -92,6 +92,20 @@ pub fn saved_model(
         .load_record(burn::store::ModuleRecord::load(dir.join("model.bpk")).unwrap())
 }
 
+/// Checks that the run folder has the files every finished run with a prior writes.
+pub fn assert_run_files(dir: &Path) {
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "summary.json",
+        "model.bpk",
+        "reconstructions.png",
+        "samples.png",
+    ] {
+        assert!(dir.join(f).is_file(), "missing {f}");
+    }
+}
+
 /// Checks the run's TensorBoard logs, read back record by record (checksums included): every
 /// `metrics.csv` value is a scalar of its split's event files at its epoch (`kl_dim_j` as
 /// `kl_dim/j`), as `f32`; the hparams session has started and ended; the grids are images.
