@@ -35,9 +35,16 @@
 //! gradients are summed together depend only on the batch size, so results do not depend on
 //! the thread count (tested bit for bit).
 //!
-//! **Safety.** No `unsafe` here: operands reach `gemm` as bounds-checked [`MatRef`]s through
-//! `gemm_serial`, which checks the inner sizes and the output's length; unfold and fold are
-//! safe, indexed loops.
+//! Layers with **one input channel** (an image's first conv, a decoder's last transposed
+//! conv) have only `kh·kw` terms per product, too few for `gemm` to pay off; on CPUs with AVX2
+//! and FMA they run direct kernels over a zero-padded copy of each image instead
+//! (`conv/single.rs`).
+//!
+//! **Safety.** Operands reach `gemm` as bounds-checked [`MatRef`]s through `gemm_serial`,
+//! which checks the inner sizes and the output's length; unfold and fold are safe, indexed
+//! loops. The only `unsafe` blocks are the output buffers written in full before they are
+//! read (`new_output`), the AVX transposes, and `single`'s AVX2 kernels, whose callers
+//! assert every operand's size first.
 //!
 //! `ae_core::conv` calls [`conv2d`] and [`conv_transpose2d`] when [`applies`] holds and a
 //! [`Geometry`] exists for the layer (no groups, no dilation, explicit padding), Burn's
@@ -61,6 +68,8 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::mem::MaybeUninit;
+
+mod single;
 
 /// The shape of one 2-D convolution (no groups, no dilation) over one image: input
 /// `[c_in, h, w]`, weight `[c_out, c_in, kh, kw]`, output `[c_out, oh, ow]`, stride
@@ -533,6 +542,8 @@ struct Scratch {
     pixels: Vec<f32>,
     /// Images of the upstream gradient masked by the ReLU's output ([`upstream_chunk`]).
     grad: Vec<f32>,
+    /// One zero-padded image for the single-channel kernels ([`single::Padded`]).
+    padded: Vec<f32>,
 }
 
 impl Scratch {
@@ -807,6 +818,17 @@ fn forward(
 ) -> Vec<f32> {
     let (k, p, layout) = (g.k(), g.p(), g.layout());
     let batch = x.len() / g.in_len();
+    if single::applies(g) {
+        // One input channel: both orders are the same memory.
+        let w_t = transposed(w, g.c_out, k);
+        let zeros = vec![0.0f32; g.c_out];
+        let pad = single::Padded::new(g);
+        let sizes = (g.out_len(), g.in_len());
+        return new_output(batch, sizes, 1, x, |scratch, y, x| {
+            let wb = (&w_t[..], bias.unwrap_or(&zeros));
+            single::forward_image(g, &pad, x, wb, relu, y, &mut scratch.padded);
+        });
+    }
     let w_t = transposed(&weight_in(g, w), g.c_out, k);
     let w_t = checked(MatRef::row_major(&w_t, k, g.c_out));
     // Stacked products read either order (a 1 × 1 layer's channels-last input is its own
@@ -860,6 +882,16 @@ fn adjoint(
 ) -> (Vec<f32>, Order) {
     let (k, p, plane) = (g.k(), g.p(), g.h * g.w);
     let batch = gy.len() / g.out_len();
+    if single::applies(g) && order == Order::Pixels {
+        let w_pad = single::adjoint_weight(g, w);
+        let bias = bias.map_or(0.0, |b| b[0]);
+        let pad = single::Padded::new(g);
+        let sizes = (g.in_len(), g.out_len());
+        let x = new_output(batch, sizes, 1, gy, |scratch, x, gy| {
+            single::adjoint_image(g, &pad, gy, (&w_pad, bias), relu, x, &mut scratch.padded);
+        });
+        return (x, Order::Planes);
+    }
     let (layout, w) = (g.layout(), weight_in(g, w));
     let wm = checked(MatRef::row_major(&w, g.c_out, k));
     let sizes = (g.in_len(), g.out_len());
@@ -1015,6 +1047,22 @@ fn weight_grad(
     };
     let ck = g.c_out * k;
     let chunk = |range: std::ops::Range<usize>| (&gy[range.clone()], relu_y.map(|y| &y[range]));
+    if single::applies(g) && gy_order == Order::Pixels {
+        // One input channel (both orders the same memory); ∂Wᵀ `[k, c_out]` summed per group.
+        let pad = single::Padded::new(g);
+        let sums = grouped_sum(batch, ck + g.c_out, |images, partial, scratch| {
+            let (dw_t, db) = partial.split_at_mut(ck);
+            for b in images {
+                let (gy, y) = chunk(b * out_len..(b + 1) * out_len);
+                let Scratch { grad, padded, .. } = &mut *scratch;
+                let gy = upstream_chunk(gy, y, (gy_order, g.c_out, p), grad, db);
+                let x = &x[b * in_len..(b + 1) * in_len];
+                single::weight_grad_image(g, &pad, x, gy, dw_t, padded);
+            }
+        });
+        let (dw_t, db) = sums.split_at(ck);
+        return (transposed(dw_t, k, g.c_out), db.to_vec());
+    }
     let sums = grouped_sum(batch, ck + g.c_out, |images, partial, scratch| {
         let (dw, db) = partial.split_at_mut(ck);
         if stacked {
@@ -1681,8 +1729,9 @@ mod tests {
                 &y,
                 "forward",
             );
-            let (gx, order) = adjoint(g, &v, Order::Planes, &w, None, false);
-            let (gxp, order_p) = adjoint(g, &vp, Order::Pixels, &w, None, false);
+            let bias = data(g.c_in, 43 + n as u32);
+            let (gx, order) = adjoint(g, &v, Order::Planes, &w, Some(&bias), true);
+            let (gxp, order_p) = adjoint(g, &vp, Order::Pixels, &w, Some(&bias), true);
             let as_planes = |v: &[f32], order| in_planes(v, order, g.c_in, plane).into_owned();
             same(&as_planes(&gxp, order_p), &as_planes(&gx, order), "adjoint");
             let dw = wgrad(g, xs, vs);
@@ -1722,6 +1771,11 @@ mod tests {
             Geometry::conv_transpose2d(x(2, 3, 5), [2, 3, 3, 3], [2, 3], [1, 0], [1, 2]),
             Geometry::conv2d(x(1, 16, 16), [3, 1, 4, 4], [2, 2], [(1, 1), (1, 1)]),
             Geometry::conv_transpose2d(x(3, 8, 8), [3, 1, 4, 4], [2, 2], [1, 1], [0, 0]),
+            // One input channel and a multiple of 8 outputs: the direct kernels (`single`) on
+            // CPUs with AVX2 and FMA (16 channels; 40 = 32 + 8 with 9 taps, transposed).
+            Geometry::conv2d(x(1, 9, 10), [16, 1, 4, 4], [2, 2], [(1, 1), (1, 1)]),
+            Geometry::conv_transpose2d(x(40, 5, 4), [40, 1, 3, 3], [2, 2], [1, 1], [1, 0]),
+            Geometry::conv2d(x(1, 7, 6), [8, 1, 3, 2], [2, 1], [(2, 0), (1, 3)]),
         ]
         .into_iter()
         .map(|g| g.expect("a valid geometry"))
@@ -1801,6 +1855,7 @@ mod tests {
                     channel_sums(&v, Order::Planes, g.c_out, g.p()),
                     channel_sums(&vp, Order::Pixels, g.c_out, g.p()),
                     weight_grad(&g, (&x, Order::Planes), (&vp, Order::Pixels), Some(&yp)),
+                    adjoint(&g, &vp, Order::Pixels, &w, None, true),
                 )
             })
         };
