@@ -803,6 +803,38 @@ fn transposed(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     w_t
 }
 
+/// Output channels per block of a weight-gradient product ([`add_weight_product`]).
+const WEIGHT_BLOCK: usize = 32;
+
+/// `∂Wᵀ += colᵀ · rows` for the unfolded block `col: [n, k]` and the channels-last rows
+/// `rows: [n, c_out]`, with `∂Wᵀ` held as column blocks of at most [`WEIGHT_BLOCK`] channels
+/// (`dw`: block `c0` is `[k, width]` at `c0·k`; [`from_weight_blocks`] reassembles them). Per
+/// block, `gemm` multiplies the unfolded block where it lies: with more than 32 output
+/// channels it would first copy (pack) all of it for each product (BENCHMARKS.md).
+fn add_weight_product(dw: &mut [f32], col: MatRef<'_>, rows: &[f32], c_out: usize) {
+    let (n, k) = (col.rows(), col.cols());
+    for c0 in (0..c_out).step_by(WEIGHT_BLOCK) {
+        let width = WEIGHT_BLOCK.min(c_out - c0);
+        let rhs = checked(MatRef::new(&rows[c0..], n, width, c_out, 1));
+        checked(gemm_serial(
+            &mut dw[c0 * k..(c0 + width) * k],
+            true,
+            col.t(),
+            rhs,
+        ));
+    }
+}
+
+/// `∂W: [c_out, k]` from the column blocks of [`add_weight_product`].
+fn from_weight_blocks(dw: &[f32], k: usize, c_out: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(dw.len());
+    for c0 in (0..c_out).step_by(WEIGHT_BLOCK) {
+        let width = WEIGHT_BLOCK.min(c_out - c0);
+        out.extend(transposed(&dw[c0 * k..(c0 + width) * k], k, width));
+    }
+    out
+}
+
 /// The convolution of a batch, `y_b = W · unfold(x_b) (+ bias)`, then ReLU if asked;
 /// `x: [batch, c_in, h, w]` in `order`, `w: [c_out, c_in·kh·kw]`, `bias: [c_out]`. Returns
 /// `[batch, c_out, oh, ow]` channels-last: every layout multiplies `unfold(x_b)ᵀ · Wᵀ`, pixel
@@ -1086,12 +1118,8 @@ fn weight_grad(
                 let (gy, y) = chunk(start * out_len..end * out_len);
                 let gy = upstream_chunk(gy, y, (gy_order, g.c_out, p), grad, db);
                 let gt = pixel_rows(gy, gy_order, (g.c_out, p), pixels);
-                checked(gemm_serial(
-                    dw,
-                    true,
-                    checked(MatRef::row_major(col, rows, k)).t(),
-                    checked(MatRef::row_major(gt, rows, g.c_out)),
-                ));
+                let col = checked(MatRef::row_major(col, rows, k));
+                add_weight_product(dw, col, gt, g.c_out);
             }
             return;
         }
@@ -1111,7 +1139,7 @@ fn weight_grad(
     });
     let (dw, db) = sums.split_at(ck);
     let dw = match stacked {
-        true => transposed(dw, k, g.c_out),
+        true => from_weight_blocks(dw, k, g.c_out),
         false => dw.to_vec(),
     };
     let dw = match layout {
@@ -1219,8 +1247,8 @@ fn both_grads(
                                     // gᵀ stacked [rows, c_out]; cols = gᵀ · W, folded per image.
                                     let y = masked(first * out_len..last * out_len);
                                     let b = upstream_chunk(b, y, (b_order, g.c_out, p), grad, db);
-                                    let gt = pixel_rows(b, b_order, (g.c_out, p), pixels);
-                                    let gt = checked(MatRef::row_major(gt, rows, g.c_out));
+                                    let gt_rows = pixel_rows(b, b_order, (g.c_out, p), pixels);
+                                    let gt = checked(MatRef::row_major(gt_rows, rows, g.c_out));
                                     col.resize(rows * k, 0.0);
                                     checked(gemm_serial(&mut col[..rows * k], false, gt, wm));
                                     for (dx, col) in
@@ -1231,7 +1259,7 @@ fn both_grads(
                                     // ∂Wᵀ += unfold(x)ᵀ · gᵀ.
                                     let col = unfold_pixels(g, a, a_order, nhwc, col);
                                     let col = checked(MatRef::row_major(col, rows, k));
-                                    checked(gemm_serial(dw, true, col.t(), gt));
+                                    add_weight_product(dw, col, gt_rows, g.c_out);
                                 }
                                 Pass::ConvTranspose => {
                                     // unfold(g) [rows, k]; ∂x = unfold(g) · Wᵀ, pixel by pixel.
@@ -1243,8 +1271,7 @@ fn both_grads(
                                     checked(gemm_serial_new(dx, col, w_tm));
                                     // ∂Wᵀ += unfold(g)ᵀ · xᵀ, x pixel by pixel.
                                     let xt = pixel_rows(b, b_order, (g.c_out, p), pixels);
-                                    let xt = checked(MatRef::row_major(xt, rows, g.c_out));
-                                    checked(gemm_serial(dw, true, col.t(), xt));
+                                    add_weight_product(dw, col, xt, g.c_out);
                                 }
                             }
                         }
@@ -1258,7 +1285,7 @@ fn both_grads(
     .unwrap_or_else(|e| match e {});
     let sums = sum_in_order(partials, ck + bias_len);
     let (dw_t, db) = sums.split_at(ck);
-    let dw = from_pixel_order(g, &transposed(dw_t, k, g.c_out));
+    let dw = from_pixel_order(g, &from_weight_blocks(dw_t, k, g.c_out));
     (dx, dw, db.to_vec())
 }
 
@@ -1776,6 +1803,9 @@ mod tests {
             Geometry::conv2d(x(1, 9, 10), [16, 1, 4, 4], [2, 2], [(1, 1), (1, 1)]),
             Geometry::conv_transpose2d(x(40, 5, 4), [40, 1, 3, 3], [2, 2], [1, 1], [1, 0]),
             Geometry::conv2d(x(1, 7, 6), [8, 1, 3, 2], [2, 1], [(2, 0), (1, 3)]),
+            // More than 32 output channels: weight gradients in channel blocks of 32 + 8.
+            Geometry::conv2d(x(8, 6, 6), [40, 8, 3, 3], [2, 2], [(1, 1), (1, 1)]),
+            Geometry::conv_transpose2d(x(40, 3, 3), [40, 8, 4, 4], [2, 2], [1, 1], [0, 0]),
         ]
         .into_iter()
         .map(|g| g.expect("a valid geometry"))
