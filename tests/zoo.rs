@@ -494,6 +494,56 @@ fn ema_dead_code_restarts_move_dead_codes_onto_encoder_outputs() {
     assert_eq!(codes_on_encoder_outputs(0.0), 0);
 }
 
+/// Without restarts, every EMA code is the mean of the encoder outputs assigned to it, or its
+/// initial value while none has been: none grows beyond the outputs' scale. (A code's EMA sum
+/// used to start at its initial value while its count started at zero, which multiplied every
+/// never-used code by about 10⁵.)
+#[test]
+fn ema_codes_stay_on_the_scale_of_the_encoder_outputs_without_restarts() {
+    let _g = training_lock();
+    let shape = ImageShape::new(1, 8, 8);
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let codebook_size = 64;
+    let cfg = ModelConfig::VqVae(VqVaeConfig {
+        codebook_size,
+        channels: vec![4, 8, 8],
+        ..vq(Some(EmaConfig {
+            decay: 0.99,
+            restart_below: 0.0,
+        }))
+    });
+    let model = cfg.init(shape, &device);
+    let batch = fixed_batch(&device, false);
+    // A 1×1 code map: `encode` returns the encoder outputs themselves.
+    let z: Vec<f32> = model
+        .encode(batch.images.clone(), batch.labels.clone())
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    let Model::VqVae(vq) = &model else {
+        unreachable!()
+    };
+    let initial: Vec<f32> = vq.codebook().into_data().try_to_vec().unwrap();
+    for _ in 0..5 {
+        let _ = model.forward(batch.clone()); // a training forward: EMA update
+    }
+    let book: Vec<f32> = vq.codebook().into_data().try_to_vec().unwrap();
+    let scale = z.iter().chain(&initial).fold(0.0f32, |m, v| m.max(v.abs()));
+    let largest = book.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(
+        book.iter().all(|v| v.is_finite()) && largest <= 1.01 * scale,
+        "largest code element {largest}, encoder outputs and initial codes up to {scale}"
+    );
+    let kept = (0..codebook_size)
+        .filter(|&k| book[k * 3..k * 3 + 3] == initial[k * 3..k * 3 + 3])
+        .count();
+    assert!(
+        kept > 0 && kept < codebook_size,
+        "{kept} codes kept their initial value: the unassigned ones, not all"
+    );
+}
+
 #[test]
 fn plain_skips_collapse_the_posterior_and_film_gated_skips_do_not() {
     let _g = training_lock();

@@ -4,7 +4,9 @@
 //!
 //! Options: EMA codebook updates (decay 0.99, Laplace-smoothed counts; the codebook term then
 //! leaves the loss) and restarting dead codes from encoder outputs of the current batch (EMA
-//! codebooks only: restarts write the codebook, which the optimiser owns otherwise).
+//! codebooks only: restarts write the codebook, which the optimiser owns otherwise). The EMA
+//! counts and sums both start at zero, so each code is the (moving) mean of the encoder outputs
+//! assigned to it; a code never assigned keeps its initial value.
 //!
 //! Units: the reconstruction term is the squared error summed over pixels (the reference
 //! reports MSE per pixel = recon / pixels); the VQ terms are means over latent elements scaled
@@ -82,8 +84,11 @@ impl VqVaeConfig {
         let codebook = Tensor::<2>::random([k, d], Distribution::Uniform(-bound, bound), device);
         let ema = self.ema.map(|_| EmaState {
             codebook: RunningState::new(codebook.clone()),
+            // Counts and sums both start at zero (their ratio is then the moving mean itself,
+            // with no bias towards zero to correct). A sum that started at the codebook while
+            // its count started at zero divided never-used codes by the smoothing ε, about 10⁵.
             cluster_size: RunningState::new(Tensor::zeros([k], device)),
-            embed_sum: RunningState::new(codebook.clone()),
+            embed_sum: RunningState::new(Tensor::zeros([k, d], device)),
         });
         VqVae {
             encoder,
@@ -232,6 +237,13 @@ impl VqVae {
         let k = self.codebook_size as f64;
         let smoothed = (cluster.clone() + 1e-5) / (n.clone() + k * 1e-5) * n;
         let mut codebook = embed.clone() / smoothed.unsqueeze_dim::<2>(1);
+        // A code no output has ever been assigned to (count exactly zero) keeps its value.
+        let never = cluster
+            .clone()
+            .equal_elem(0.0)
+            .unsqueeze_dim::<2>(1)
+            .expand([self.codebook_size, self.code_dim]);
+        codebook = codebook.mask_where(never, ema.codebook.value_sync());
         let (mut cluster, mut embed) = (cluster, embed);
         if self.restart_below > 0.0 {
             // Dead codes take the value of random encoder outputs of this batch.
