@@ -455,35 +455,45 @@ fn a_vq_vae_reports_codebook_usage_and_refuses_to_sample_noise() {
     );
 }
 
+/// An EMA VQ-VAE with 64 codes for 8×8 images whose three stride-2 convs make a 1×1 code map,
+/// so that `encode` returns exactly the encoder outputs z_e the codebook is updated from (one
+/// per image); with the fixed batch and those outputs.
+fn ema_vq(restart_below: f64, device: &Device) -> (Model, ImageBatch, Vec<f32>) {
+    device.seed(1);
+    let cfg = ModelConfig::VqVae(VqVaeConfig {
+        codebook_size: 64,
+        channels: vec![4, 8, 8],
+        ..vq(Some(EmaConfig {
+            decay: 0.99,
+            restart_below,
+        }))
+    });
+    let model = cfg.init(ImageShape::new(1, 8, 8), device);
+    let batch = fixed_batch(device, false);
+    let z: Vec<f32> = model
+        .encode(batch.images.clone(), batch.labels.clone())
+        .into_data()
+        .try_to_vec()
+        .unwrap();
+    (model, batch, z)
+}
+
+/// The codebook of a VQ-VAE, `[codes × 3]` row by row.
+fn codebook_values(model: &Model) -> Vec<f32> {
+    let Model::VqVae(vq) = model else {
+        unreachable!()
+    };
+    vq.codebook().into_data().try_to_vec().unwrap()
+}
+
 #[test]
 fn ema_dead_code_restarts_move_dead_codes_onto_encoder_outputs() {
     let _g = training_lock();
-    let shape = ImageShape::new(1, 8, 8);
     let device = Device::flex().autodiff();
-    // Three stride-2 convs: a 1×1 code map, so `encode` returns exactly the encoder outputs
-    // z_e the codebook is updated from (one per image).
     let codes_on_encoder_outputs = |restart_below: f64| {
-        device.seed(1);
-        let cfg = ModelConfig::VqVae(VqVaeConfig {
-            codebook_size: 64,
-            channels: vec![4, 8, 8],
-            ..vq(Some(EmaConfig {
-                decay: 0.99,
-                restart_below,
-            }))
-        });
-        let model = cfg.init(shape, &device);
-        let batch = fixed_batch(&device, false);
-        let z: Vec<f32> = model
-            .encode(batch.images.clone(), batch.labels.clone())
-            .into_data()
-            .try_to_vec()
-            .unwrap();
+        let (model, batch, z) = ema_vq(restart_below, &device);
         let _ = model.forward(batch); // a training forward: EMA update and restarts
-        let Model::VqVae(vq) = &model else {
-            unreachable!()
-        };
-        let book = vq.codebook().into_data().try_to_vec::<f32>().unwrap();
+        let book = codebook_values(&model);
         (0..64)
             .filter(|&k| (0..6).any(|i| book[k * 3..k * 3 + 3] == z[i * 3..i * 3 + 3]))
             .count()
@@ -501,45 +511,24 @@ fn ema_dead_code_restarts_move_dead_codes_onto_encoder_outputs() {
 #[test]
 fn ema_codes_stay_on_the_scale_of_the_encoder_outputs_without_restarts() {
     let _g = training_lock();
-    let shape = ImageShape::new(1, 8, 8);
     let device = Device::flex().autodiff();
-    device.seed(1);
-    let codebook_size = 64;
-    let cfg = ModelConfig::VqVae(VqVaeConfig {
-        codebook_size,
-        channels: vec![4, 8, 8],
-        ..vq(Some(EmaConfig {
-            decay: 0.99,
-            restart_below: 0.0,
-        }))
-    });
-    let model = cfg.init(shape, &device);
-    let batch = fixed_batch(&device, false);
-    // A 1×1 code map: `encode` returns the encoder outputs themselves.
-    let z: Vec<f32> = model
-        .encode(batch.images.clone(), batch.labels.clone())
-        .into_data()
-        .try_to_vec()
-        .unwrap();
-    let Model::VqVae(vq) = &model else {
-        unreachable!()
-    };
-    let initial: Vec<f32> = vq.codebook().into_data().try_to_vec().unwrap();
+    let (model, batch, z) = ema_vq(0.0, &device);
+    let initial = codebook_values(&model);
     for _ in 0..5 {
         let _ = model.forward(batch.clone()); // a training forward: EMA update
     }
-    let book: Vec<f32> = vq.codebook().into_data().try_to_vec().unwrap();
+    let book = codebook_values(&model);
     let scale = z.iter().chain(&initial).fold(0.0f32, |m, v| m.max(v.abs()));
     let largest = book.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     assert!(
         book.iter().all(|v| v.is_finite()) && largest <= 1.01 * scale,
         "largest code element {largest}, encoder outputs and initial codes up to {scale}"
     );
-    let kept = (0..codebook_size)
+    let kept = (0..64)
         .filter(|&k| book[k * 3..k * 3 + 3] == initial[k * 3..k * 3 + 3])
         .count();
     assert!(
-        kept > 0 && kept < codebook_size,
+        kept > 0 && kept < 64,
         "{kept} codes kept their initial value: the unassigned ones, not all"
     );
 }

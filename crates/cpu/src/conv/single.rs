@@ -31,6 +31,11 @@ pub(super) fn applies(g: &Geometry) -> bool {
     g.c_in == 1 && g.c_out.is_multiple_of(8) && !g.pointwise() && avx2_fma()
 }
 
+/// Refuses a geometry (or CPU) the kernels do not serve: their callers check [`applies`].
+fn assert_cpu(g: &Geometry) {
+    assert!(applies(g), "single-channel kernels for {g:?} on this CPU");
+}
+
 /// Whether this CPU has AVX2 and FMA.
 fn avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -73,8 +78,8 @@ impl Padded {
         }
     }
 
-    /// The input columns `lo..hi` that lie inside the padded width, and the padded column of
-    /// `lo`: `None` when none do.
+    /// The padded column of input column 0, and how many input columns (from 0) lie inside
+    /// the padded width: `None` when none do.
     fn columns(&self, g: &Geometry) -> Option<(usize, usize)> {
         let hi = g.w.min(self.wp.checked_sub(g.pw)?);
         (hi > 0).then_some((g.pw, hi))
@@ -83,6 +88,18 @@ impl Padded {
     /// Input row `r`'s padded row, if it lies inside the padded height.
     fn row(&self, g: &Geometry, r: usize) -> Option<usize> {
         Some(r + g.ph).filter(|&pr| pr < self.hp)
+    }
+
+    /// [`Padded::pad`] for the kernels: checks that they serve `g` on this CPU and that `x`
+    /// is one image.
+    fn pad_checked(&self, g: &Geometry, x: &[f32], buf: &mut Vec<f32>) {
+        assert_cpu(g);
+        assert_eq!(
+            x.len(),
+            g.h * g.w,
+            "single-channel kernels: one input image"
+        );
+        self.pad(g, x, buf);
     }
 
     /// Copies the image `x: [h·w]` into `buf`, zero around it.
@@ -129,14 +146,10 @@ pub(super) fn forward_image(
 ) {
     let (c, t) = (g.c_out, g.kh * g.kw);
     assert!(
-        x.len() == g.h * g.w && w_t.len() == t * c && bias.len() == c && y.len() == g.p() * c,
+        w_t.len() == t * c && bias.len() == c && y.len() == g.p() * c,
         "single-channel forward: operand sizes"
     );
-    assert!(
-        applies(g),
-        "single-channel kernels on a CPU without AVX2/FMA"
-    );
-    pad.pad(g, x, buf);
+    pad.pad_checked(g, x, buf);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX2 and FMA (`applies`); every read lies in the padded image (the
     // bases and taps are built for it), `w_t` and `bias` are as long as asserted above, and
@@ -159,14 +172,10 @@ pub(super) fn weight_grad_image(
 ) {
     let (c, t) = (g.c_out, g.kh * g.kw);
     assert!(
-        x.len() == g.h * g.w && gy.len() == g.p() * c && dw_t.len() == t * c,
+        gy.len() == g.p() * c && dw_t.len() == t * c,
         "single-channel weight gradient: operand sizes"
     );
-    assert!(
-        applies(g),
-        "single-channel kernels on a CPU without AVX2/FMA"
-    );
-    pad.pad(g, x, buf);
+    pad.pad_checked(g, x, buf);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `forward_image`; every pixel of `gy` and every element of `dw_t` is in
     // bounds by the sizes asserted above.
@@ -204,10 +213,7 @@ pub(super) fn adjoint_image(
         gy.len() == g.p() * c && w_pad.len() == c * t.next_multiple_of(8) && x.len() == g.h * g.w,
         "single-channel adjoint: operand sizes"
     );
-    assert!(
-        applies(g),
-        "single-channel kernels on a CPU without AVX2/FMA"
-    );
+    assert_cpu(g);
     buf.clear();
     buf.resize(pad.hp * pad.wp, 0.0);
     #[cfg(target_arch = "x86_64")]
