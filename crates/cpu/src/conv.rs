@@ -780,7 +780,9 @@ fn new_output<T: Sync>(
     write: impl Fn(&mut Scratch, &mut [MaybeUninit<f32>], &[T]) + Sync,
 ) -> Vec<f32> {
     // SAFETY: `write` initialises its chunk in full (every caller starts with `init_planes`
-    // or `init_pixels` for each of its images), and the chunks cover the output.
+    // or `init_pixels` for each of its images, writes it whole with `gemm_serial_new`, or
+    // hands it to a `single` kernel that stores every element), and the chunks cover the
+    // output.
     let out = unsafe {
         filled(images * out_image, |out| {
             assert!(

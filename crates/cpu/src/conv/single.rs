@@ -8,9 +8,10 @@
 //! (so that no tap needs a bounds check), and AVX2/FMA kernels keep a block of outputs in
 //! registers over all taps:
 //!
-//! - forward, `y[p, c] = b[c] + Σ_t x̃[p, t] · W[c, t]` for channels-last `y` (3 pixels × 32
-//!   channels per block), bias and ReLU applied before the one store;
-//! - weight gradient, `∂W[c, t] += Σ_p x̃[p, t] · g[p, c]` over channels-last `g` (3 taps ×
+//! - forward, `y[p, c] = b[c] + Σ_t x̃[p, t] · W[c, t]` for channels-last `y` (2 pixels × 32
+//!   channels per block: 8 accumulators and 4 weight vectors, so that nothing spills from
+//!   AVX2's 16 registers), bias and ReLU applied before the one store;
+//! - weight gradient, `∂W[c, t] += Σ_p x̃[p, t] · g[p, c]` over channels-last `g` (2 taps ×
 //!   32 channels per block, summed over every pixel of the image);
 //! - adjoint (the transposed convolution's forward pass), `x += fold(g · W)` with the `kh·kw`
 //!   column values of 6 pixels per block in registers, added into the padded image, then
