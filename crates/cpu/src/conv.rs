@@ -1805,6 +1805,8 @@ mod tests {
             Geometry::conv2d(x(1, 9, 10), [16, 1, 4, 4], [2, 2], [(1, 1), (1, 1)]),
             Geometry::conv_transpose2d(x(40, 5, 4), [40, 1, 3, 3], [2, 2], [1, 1], [1, 0]),
             Geometry::conv2d(x(1, 7, 6), [8, 1, 3, 2], [2, 1], [(2, 0), (1, 3)]),
+            // 49 taps: the adjoint's tap blocks of 16, 16, 16 and a last one of 1.
+            Geometry::conv2d(x(1, 9, 11), [8, 1, 7, 7], [1, 1], [(3, 3), (3, 3)]),
             // More than 32 output channels: weight gradients in channel blocks of 32 + 8.
             Geometry::conv2d(x(8, 6, 6), [40, 8, 3, 3], [2, 2], [(1, 1), (1, 1)]),
             Geometry::conv_transpose2d(x(40, 3, 3), [40, 8, 4, 4], [2, 2], [1, 1], [0, 0]),
