@@ -69,6 +69,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::mem::MaybeUninit;
 
+pub mod profile;
 mod single;
 
 /// The shape of one 2-D convolution (no groups, no dilation) over one image: input
@@ -1424,9 +1425,12 @@ fn run_conv(x: &FlexTensor, w: &FlexTensor, b: &FlexTensor, g: Geometry, relu: b
     check(&g, x, [g.c_in, g.h, g.w], w, b);
     assert_eq!(b.layout().shape()[0], g.c_out, "fused conv: bias size");
     let batch = x.layout().shape()[0];
-    let ((xs, order), ws, bs) = (activation(x), contiguous(w), contiguous(b));
-    let y = forward(&g, &xs, order, &ws, Some(&bs), relu);
-    activation_tensor(y, [batch, g.c_out, g.oh, g.ow], Order::Pixels)
+    profile::time(profile::Op::ConvForward, &g, 1, || {
+        let ((xs, order), ws, bs) = (activation(x), contiguous(w), contiguous(b));
+        let y = forward(&g, &xs, order, &ws, Some(&bs), relu);
+        let y = activation_tensor(y, [batch, g.c_out, g.oh, g.ow], Order::Pixels);
+        (y, batch)
+    })
 }
 
 /// Transposed convolution forward on host tensors.
@@ -1444,9 +1448,14 @@ fn run_conv_transpose(
         "fused conv transpose: bias size"
     );
     let batch = x.layout().shape()[0];
-    let ((xs, order), ws, bs) = (activation(x), contiguous(w), contiguous(b));
-    let (y, order) = adjoint(&g, &xs, order, &ws, Some(&bs), relu);
-    activation_tensor(y, [batch, g.c_in, g.h, g.w], order)
+    profile::time(profile::Op::TransposedForward, &g, 1, || {
+        let ((xs, order), ws, bs) = (activation(x), contiguous(w), contiguous(b));
+        let (y, order) = adjoint(&g, &xs, order, &ws, Some(&bs), relu);
+        (
+            activation_tensor(y, [batch, g.c_in, g.h, g.w], order),
+            batch,
+        )
+    })
 }
 
 impl ConvOps for Flex {
@@ -1524,6 +1533,18 @@ impl Backward<Flex, 3> for ConvBackward {
 
     fn backward(self, ops: Ops<LayerState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let g = self.0;
+        let products = ops.parents[..2].iter().filter(|n| n.is_some()).count();
+        profile::time(profile::Op::ConvBackward, &g, products, || {
+            let batch = self.run(ops, grads);
+            ((), batch)
+        })
+    }
+}
+
+impl ConvBackward {
+    /// The backward pass; returns the batch size.
+    fn run(self, ops: Ops<LayerState, 3>, grads: &mut Gradients) -> usize {
+        let g = self.0;
         let [node_x, node_w, node_b] = ops.parents;
         let (x, w, y) = ops.state;
         let grad = grads.consume::<Flex>(&ops.node);
@@ -1563,6 +1584,7 @@ impl Backward<Flex, 3> for ConvBackward {
         if let Some(node) = node_b {
             grads.register::<Flex>(node.id, tensor(db, [g.c_out]));
         }
+        batch
     }
 }
 
@@ -1575,6 +1597,18 @@ impl Backward<Flex, 3> for ConvTransposeBackward {
     type State = LayerState;
 
     fn backward(self, ops: Ops<LayerState, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let g = self.0;
+        let products = ops.parents[..2].iter().filter(|n| n.is_some()).count();
+        profile::time(profile::Op::TransposedBackward, &g, products, || {
+            let batch = self.run(ops, grads);
+            ((), batch)
+        })
+    }
+}
+
+impl ConvTransposeBackward {
+    /// The backward pass; returns the batch size.
+    fn run(self, ops: Ops<LayerState, 3>, grads: &mut Gradients) -> usize {
         let g = self.0;
         let [node_x, node_w, node_b] = ops.parents;
         let (x, w, y) = ops.state;
@@ -1611,6 +1645,7 @@ impl Backward<Flex, 3> for ConvTransposeBackward {
         if let Some(node) = node_b {
             grads.register::<Flex>(node.id, tensor(db, [g.c_in]));
         }
+        batch
     }
 }
 

@@ -34,6 +34,55 @@ pub struct BenchResult {
     pub peak_rss_mb: f64,
     /// Where the measured epochs' wall time went, in seconds summed over them.
     pub phases: Phases,
+    /// The fused conv kernels' time per op and layer over the measured epochs, when asked for
+    /// (`bench --conv-ops`; empty otherwise, and for backends without the kernels).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conv_ops: Vec<ConvOp>,
+}
+
+/// One fused conv op on one layer shape, summed over the measured epochs
+/// (`ae_cpu::conv::profile`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConvOp {
+    /// `conv forward`, `conv backward`, `conv_transpose forward` or `conv_transpose backward`.
+    pub op: String,
+    /// The layer, `c_in×h×w → c_out×oh×ow`.
+    pub layer: String,
+    /// Calls.
+    pub calls: usize,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Multiply-adds of the unfolded products (padding taps included).
+    pub macs: f64,
+}
+
+/// Starts timing the fused conv ops when `on` (a no-op without the `fast-cpu` feature).
+fn profile_conv_ops(on: bool) {
+    #[cfg(feature = "fast-cpu")]
+    if on {
+        ae_cpu::conv::profile::enable();
+    }
+    #[cfg(not(feature = "fast-cpu"))]
+    let _ = on;
+}
+
+/// The conv ops timed since the last call (empty without the `fast-cpu` feature).
+fn take_conv_ops() -> Vec<ConvOp> {
+    #[cfg(feature = "fast-cpu")]
+    {
+        ae_cpu::conv::profile::take()
+            .into_iter()
+            .map(|t| ConvOp {
+                op: t.op,
+                layer: t.layer,
+                calls: t.calls,
+                seconds: t.seconds,
+                macs: t.macs,
+            })
+            .collect()
+    }
+    #[cfg(not(feature = "fast-cpu"))]
+    Vec::new()
 }
 
 /// Wall-time split of the measured epochs. On CPU backends the clocks are exact; GPU backends
@@ -159,15 +208,17 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Trains `cfg` for `warmup + repeats` epochs on `device_name`, timing the last `repeats`.
+/// Trains `cfg` for `warmup + repeats` epochs on `device_name`, timing the last `repeats`
+/// (and, with `conv_ops`, each fused conv op over them).
 pub fn run_case(
     case: &str,
     cfg: &ExperimentConfig,
     device_name: &str,
-    warmup: usize,
-    repeats: usize,
+    (warmup, repeats): (usize, usize),
+    conv_ops: bool,
 ) -> anyhow::Result<BenchResult> {
     cfg.validate()?;
+    profile_conv_ops(conv_ops);
     let device = device::parse(device_name)?;
     let (train, _) = cfg.data.load()?;
     device.seed(cfg.seed);
@@ -211,6 +262,9 @@ pub fn run_case(
         if let Some(ae_metrics::AeItem::Device(o)) = last {
             let _ = o.loss.mean().into_scalar::<f32>();
         }
+        if epoch + 1 == warmup {
+            let _ = take_conv_ops(); // the warm-up's ops are not measured
+        }
         if epoch >= warmup {
             times.push(start.elapsed().as_secs_f64());
             phases.data_wait += epoch_phases.data_wait;
@@ -225,6 +279,7 @@ pub fn run_case(
         seconds_per_epoch: times,
         peak_rss_mb: peak_rss_mb(),
         phases,
+        conv_ops: take_conv_ops(),
     })
 }
 

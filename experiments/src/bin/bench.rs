@@ -51,6 +51,11 @@ struct Args {
     /// MNIST test images (10000 for the full test set) with the binarised-MNIST VAE.
     #[arg(long)]
     iwae: Option<usize>,
+    /// Also time each fused conv op (forward and backward of every conv and transposed conv
+    /// layer) over the measured epochs, and print its share, seconds per epoch and GMAC/s
+    /// (flex with the `fast-cpu` kernels; other backends have nothing to report).
+    #[arg(long)]
+    conv_ops: bool,
     /// Internal: run one case in this process and print its JSON.
     #[arg(long, hide = true)]
     child: Option<String>,
@@ -95,7 +100,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(case) = &args.child {
         let cfg = case_config(case, &repo().join("assets"), Some(mnist))?;
-        let r = run_case(case, &cfg, &devices[0], args.warmup, args.repeats)?;
+        let epochs = (args.warmup, args.repeats);
+        let r = run_case(case, &cfg, &devices[0], epochs, args.conv_ops)?;
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());
     }
@@ -125,6 +131,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         compare_pytorch(&args, &exe, &mnist, &devices)?;
     }
     print_phases(&results);
+    if args.conv_ops {
+        print_conv_ops(&results);
+    }
     Ok(())
 }
 
@@ -147,6 +156,7 @@ fn child(
         "--warmup",
         &args.warmup.to_string(),
     ])
+    .args(args.conv_ops.then_some("--conv-ops"))
     .arg("--data-dir")
     .arg(mnist);
     Ok(serde_json::from_value(json_result(
@@ -320,6 +330,45 @@ fn compare_pytorch(
         }
     }
     Ok(())
+}
+
+/// Prints each case's fused conv ops: share of the conv time, seconds per measured epoch,
+/// and the multiply-adds per second of the unfolded products.
+fn print_conv_ops(results: &[BenchResult]) {
+    println!("\nFused conv ops over the measured epochs (--conv-ops):\n");
+    println!("| case | device | op | layer | s/epoch | share of conv time | GMAC/s |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in results {
+        let total: f64 = r.conv_ops.iter().map(|o| o.seconds).sum();
+        let epochs = r.seconds_per_epoch.len().max(1) as f64;
+        if r.conv_ops.is_empty() {
+            println!(
+                "| {} | {} | (no fused conv ops) | | | | |",
+                r.case, r.device
+            );
+        }
+        for o in &r.conv_ops {
+            println!(
+                "| {} | {} | {} | {} | {:.3} | {:.1}% | {:.0} |",
+                r.case,
+                r.device,
+                o.op,
+                o.layer,
+                o.seconds / epochs,
+                100.0 * o.seconds / total,
+                o.macs / o.seconds.max(1e-12) / 1e9
+            );
+        }
+        if !r.conv_ops.is_empty() {
+            let share = 100.0 * total / r.seconds_per_epoch.iter().sum::<f64>();
+            println!(
+                "| {} | {} | all | | {:.3} | {share:.1}% of the epoch | |",
+                r.case,
+                r.device,
+                total / epochs
+            );
+        }
+    }
 }
 
 /// Prints where each case's measured wall time went.
