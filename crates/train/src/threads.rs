@@ -27,3 +27,20 @@ pub fn keep_freed_memory() {
     #[cfg(feature = "fast-cpu")]
     ae_cpu::keep_freed_memory();
 }
+
+/// What every binary does first: [`keep_freed_memory`], then [`join_compute_pool`] on the
+/// calling thread (the one that will train).
+pub fn prepare_process() {
+    keep_freed_memory();
+    join_compute_pool();
+}
+
+/// A binary's `main`: [`prepare_process`], then `run`; an error is printed as `error: …` with
+/// its whole chain of causes, and the process exits with status 2.
+pub fn run_main(run: impl FnOnce() -> anyhow::Result<()>) {
+    prepare_process();
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}

@@ -392,10 +392,5 @@ fn print_phases(results: &[BenchResult]) {
 
 fn main() {
     // The training loop's thread joins the CPU kernels' pool (see ae_train::threads).
-    ae_train::threads::keep_freed_memory();
-    ae_train::threads::join_compute_pool();
-    if let Err(e) = run(Args::parse()) {
-        eprintln!("error: {e:#}");
-        std::process::exit(2);
-    }
+    ae_train::threads::run_main(|| run(Args::parse()));
 }

@@ -34,25 +34,18 @@ struct Args {
 }
 
 fn main() {
-    ae_train::threads::keep_freed_memory();
-    ae_train::threads::join_compute_pool();
-    let args = Args::parse();
-    let run = || -> anyhow::Result<usize> {
+    ae_train::threads::run_main(|| {
+        let args = Args::parse();
         ae_train::latents::check_output(&args.out)?;
         let run = args.run.open(&args.split, args.limit)?;
         let latents = ae_train::latents::encode(&run, args.batch_size)?;
         latents.write(&args.out)?;
-        Ok(latents.labels.len())
-    };
-    match run() {
-        Ok(n) => println!(
-            "wrote the latents of {n} {} images to {}",
+        println!(
+            "wrote the latents of {} {} images to {}",
+            latents.labels.len(),
             args.split,
             args.out.display()
-        ),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(2);
-        }
-    }
+        );
+        Ok(())
+    });
 }

@@ -55,37 +55,31 @@ struct Args {
 }
 
 fn main() {
-    ae_train::threads::keep_freed_memory();
-    ae_train::threads::join_compute_pool();
-    let args = Args::parse();
-    let req = EvalRequest {
-        metrics: args.metrics,
-        ks: args.k,
-        split: args.split,
-        limit: args.limit,
-        data_dir: args.run.data_dir,
-        device: args.run.device,
-        seed: args.seed,
-        batch_size: args.batch_size,
-        progress: true,
-        anomaly: args.anomaly,
-    };
-    let started = Instant::now();
-    match evaluate_run(&args.run.run_dir, &req) {
-        Ok(report) => {
-            print!(
-                "{}",
-                report.to_markdown(&args.run.run_dir.display().to_string())
-            );
-            println!(
-                "\nwrote {}/eval.json and eval.md ({:.1} s)",
-                args.run.run_dir.display(),
-                started.elapsed().as_secs_f64()
-            );
-        }
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(2);
-        }
-    }
+    ae_train::threads::run_main(|| {
+        let args = Args::parse();
+        let req = EvalRequest {
+            metrics: args.metrics,
+            ks: args.k,
+            split: args.split,
+            limit: args.limit,
+            data_dir: args.run.data_dir,
+            device: args.run.device,
+            seed: args.seed,
+            batch_size: args.batch_size,
+            progress: true,
+            anomaly: args.anomaly,
+        };
+        let started = Instant::now();
+        let report = evaluate_run(&args.run.run_dir, &req)?;
+        print!(
+            "{}",
+            report.to_markdown(&args.run.run_dir.display().to_string())
+        );
+        println!(
+            "\nwrote {}/eval.json and eval.md ({:.1} s)",
+            args.run.run_dir.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    });
 }

@@ -29,24 +29,13 @@ struct Args {
 }
 
 fn main() {
-    ae_train::threads::keep_freed_memory();
-    ae_train::threads::join_compute_pool();
-    let args = Args::parse();
-    let run = || -> anyhow::Result<PathBuf> {
+    ae_train::threads::run_main(|| {
+        let args = Args::parse();
         let run = args.run.open(&args.split, Some(args.n.max(1)))?;
         let name = format!("reconstructions-{}-{}.png", args.split, args.n);
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| args.run.run_dir.join(name));
+        let out = args.out.unwrap_or_else(|| args.run.run_dir.join(name));
         ae_train::decodes::reconstruct(&run, args.n, &out)?;
-        Ok(out)
-    };
-    match run() {
-        Ok(out) => println!("wrote {}", out.display()),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(2);
-        }
-    }
+        println!("wrote {}", out.display());
+        Ok(())
+    });
 }

@@ -33,28 +33,17 @@ struct Args {
 }
 
 fn main() {
-    ae_train::threads::keep_freed_memory();
-    ae_train::threads::join_compute_pool();
-    let args = Args::parse();
-    let run = || -> anyhow::Result<PathBuf> {
+    ae_train::threads::run_main(|| {
+        let args = Args::parse();
         let run = args.run.open("valid", Some(1))?;
         let name = match args.class {
             Some(c) => format!("samples-{}-class-{c}.png", args.n),
             None => format!("samples-{}.png", args.n),
         };
-        let out = args
-            .out
-            .clone()
-            .unwrap_or_else(|| args.run.run_dir.join(name));
+        let out = args.out.unwrap_or_else(|| args.run.run_dir.join(name));
         let seed = args.seed.unwrap_or(run.cfg.seed);
         ae_train::decodes::sample(&run, args.n, args.class, seed, &out)?;
-        Ok(out)
-    };
-    match run() {
-        Ok(out) => println!("wrote {}", out.display()),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::exit(2);
-        }
-    }
+        println!("wrote {}", out.display());
+        Ok(())
+    });
 }

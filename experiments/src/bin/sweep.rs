@@ -312,11 +312,5 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() {
     // The training loop's thread joins the CPU kernels' pool (see ae_train::threads).
-    ae_train::threads::keep_freed_memory();
-    ae_train::threads::join_compute_pool();
-    let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("error: {e:#}");
-        std::process::exit(2);
-    }
+    ae_train::threads::run_main(|| run(Args::parse()));
 }

@@ -97,8 +97,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() {
     // The training loop's thread joins the CPU kernels' pool (see ae_train::threads).
-    ae_train::threads::keep_freed_memory();
-    ae_train::threads::join_compute_pool();
+    ae_train::threads::prepare_process();
     let args = Args::parse();
     if let Err(e) = run(args) {
         let msg = format!("{e:#}");
