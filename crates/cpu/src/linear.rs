@@ -87,6 +87,10 @@ pub trait LinearOps: Backend {
 /// 12 µs of one core's work at its peak, several times the cost of one fork-join.
 const PARALLEL_THRESHOLD: usize = 64 * 64 * 128;
 
+/// gemm's small-product bound: a product with both output sides at most this is summed in
+/// depth blocks of 512, a larger one in blocks sized from the L1 cache (see [`gemm_into`]).
+const GEMM_SMALL: usize = 64;
+
 /// A shape that the fused products refuse: operands whose sizes do not fit together, or a
 /// view that would address elements outside its slice.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,7 +234,8 @@ fn product_shape(
 /// pointer is formed.
 ///
 /// A large product is split along its longer output side into one block per rayon thread
-/// (multiples of 8 rows or columns), each a single-threaded `gemm` over the whole depth:
+/// (multiples of 8 rows or columns, and wider than 64 where the other side is at most 64:
+/// see `GEMM_SMALL`), each a single-threaded `gemm` over the whole depth:
 /// one fork-join per product, where gemm's own splitting joins once per depth block, and
 /// every element is summed in the same order however the product is split. The calling
 /// thread's block is sized by [`Share`] from the threads' measured speeds.
@@ -258,10 +263,37 @@ fn gemm_into(
         unsafe { gemm_block(dst, fill, (m, n, k), &lhs, &rhs, Block::Cols(0, n)) };
         return Ok(());
     }
+    // gemm 0.19 sums a product with m ≤ 64 and n ≤ 64 in depth blocks of 512 and a larger
+    // one in depth blocks sized from the L1 cache (`gemm_common::cache::kernel_params`: 512
+    // with a 32 KiB 8-way L1, 1024 with a 48 KiB 12-way one). A block must fall on the same
+    // side of that line as the whole product, or its sums would be rounded differently.
+    let min_block = if m.min(n) <= GEMM_SMALL && side > GEMM_SMALL {
+        GEMM_SMALL + 8
+    } else {
+        8
+    };
+    let blocks = threads.min(side / min_block);
+    if blocks < 2 {
+        // SAFETY: as above.
+        unsafe { gemm_block(dst, fill, (m, n, k), &lhs, &rhs, Block::Cols(0, n)) };
+        return Ok(());
+    }
     let share = SHARE.get(threads);
-    // The calling thread's block, then equal blocks for the others, in multiples of 8.
-    let first = ((side as f64 * share / 8.0).round() as usize * 8).clamp(8, side - 8);
-    let width = (side - first).div_ceil(threads - 1).div_ceil(8) * 8;
+    // The calling thread's block, then equal blocks for the others, in multiples of 8; a
+    // remainder narrower than `min_block` joins the block before it.
+    let first = ((side as f64 * share / 8.0).round() as usize * 8)
+        .clamp(min_block, side - min_block * (blocks - 1));
+    let width = (side - first).div_ceil(blocks - 1).div_ceil(8) * 8;
+    let mut bounds = Vec::with_capacity(blocks);
+    let mut start = first;
+    while start < side {
+        let mut end = (start + width).min(side);
+        if side - end < min_block {
+            end = side;
+        }
+        bounds.push((start, end));
+        start = end;
+    }
     let block = |start: usize, end: usize| {
         if n >= m {
             Block::Cols(start, end)
@@ -273,12 +305,11 @@ fn gemm_into(
     let other_ns = AtomicU64::new(0);
     let mut own_ns = 0;
     rayon::scope(|s| {
-        for start in (first..side).step_by(width) {
+        for &(start, end) in &bounds {
             let other_ns = &other_ns;
             s.spawn(move |_| {
                 let dst = dst;
                 let t = std::time::Instant::now();
-                let end = (start + width).min(side);
                 // SAFETY: as above; blocks are disjoint parts of dst, inside m × n.
                 unsafe { gemm_block(dst.0, fill, (m, n, k), lhs, rhs, block(start, end)) };
                 // Per column (or row) of the block, the first block to finish.
