@@ -6,23 +6,53 @@
 //! The dense run: the reference MNIST VAE (784-400-20, Bernoulli) on the 2,000-image fixture, batch
 //! 32, 4 epochs: 252 optimiser steps through the fused dense layers, the fused Bernoulli loss
 //! and `FusedAdam` versus Burn's `Linear`, composed ops and `Adam`. The two paths differ only in
-//! float rounding (summation order), which training amplifies a little; every loss, recon, KL
-//! and β-loss value of every epoch (train and valid) must agree to a relative 1e-4 (measured:
-//! 2.9e-7 on the development machine; two epochs of full MNIST, 938 steps, drift further, to
-//! 6e-4 in the valid loss). With the feature compiled out both children run Burn's ops and
-//! must agree bit for bit.
+//! float rounding (summation order), which training amplifies: how much depends on the CPU
+//! (the kernels are AVX2/FMA everywhere, while burn-flex's macerator reductions run 16 lanes
+//! wide on an AVX-512 CPU and gemm's depth blocks follow the L1 cache). So the bound is not a
+//! number measured on one CPU but measured in the test, on the CPU it runs on: the same run on
+//! the ndarray backend (matrixmultiply and ndarray's reductions: another correct
+//! implementation, other summation orders) gives the natural divergence, and the kernels must
+//! stay within [`FACTOR`] times it plus [`FLOOR`].
+//!
+//! Measured (largest relative gap over every loss column of every epoch, on/off vs ndarray/flex):
+//!
+//! | run | Xeon, AVX-512 (48 KiB L1) | same binary under `qemu-x86_64 -cpu Haswell` (AVX2) |
+//! |---|---|---|
+//! | MLP VAE | 2.1e-4 vs 2.9e-3 | see ARCHITECTURE.md, "Floating point across CPUs" |
+//! | conv VAE | 8.1e-8 vs 7.2e-5 | |
+//! | VQ-VAE | 1.3e-8 vs 2.7e-8 | |
+//!
+//! (The development machine of earlier releases, AVX2: on/off 2.9e-7 for the MLP VAE.) What
+//! the curve test checks is that the kernels train like a correct implementation: a wrong
+//! gradient or update drifts by far more than a second backend does. Rounding-level agreement
+//! is checked where it is a property of the mathematics, on single steps: ae-core's
+//! `fused_matches_burns_*` tests (forward values and gradients) and ae-cpu's
+//! `fused_adam_follows_burns_adam` (Adam updates). With the feature compiled out both children
+//! run Burn's ops and must agree bit for bit.
 use crate::resume::child_command;
 use crate::util::{metrics_rows, small_mnist_vae, training_lock};
 use std::path::Path;
 use std::process::Stdio;
 
-/// Relative tolerance for the losses of the two paths (see the module docs).
-const TOLERANCE: f64 = 1e-4;
+/// How far the kernels may drift from Burn's ops, in units of the ndarray/flex divergence of
+/// the same run (measured ratios: 0.07 for the MLP VAE, 0.001 for the conv VAE, 0.46 for the
+/// VQ-VAE on an AVX-512 Xeon).
+const FACTOR: f64 = 2.0;
 
-/// Trains `config` into `dir` in a child process (the resume tests' child entry point) with
-/// `AE_CPU_KERNELS=kernels`.
-fn train_in_child(config: &Path, dir: &Path, kernels: &str) {
-    let job = ["train", config.to_str().unwrap(), dir.to_str().unwrap()];
+/// A floor for runs whose two backends happen to agree almost exactly: two f32 summation
+/// orders of one batch's loss (32 × 784 terms) differ by up to about √(25,088) · 2⁻²⁴ ≈ 1e-5
+/// relative, and every loss in `metrics.csv` is such a sum.
+const FLOOR: f64 = 1e-5;
+
+/// Trains `config` into `dir` on `device` in a child process (the resume tests' child entry
+/// point) with `AE_CPU_KERNELS=kernels`.
+fn train_in_child(config: &Path, dir: &Path, device: &str, kernels: &str) {
+    let job = [
+        "train",
+        config.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        device,
+    ];
     let status = child_command(&job)
         .env("AE_CPU_KERNELS", kernels)
         .stderr(Stdio::inherit())
@@ -48,41 +78,69 @@ fn losses(dir: &Path) -> Vec<(String, f64)> {
     out
 }
 
-/// Trains `cfg` with the kernels on and off (in child processes) and checks every loss of
-/// every epoch within [`TOLERANCE`]; returns the largest relative difference.
-fn on_off_gap(cfg: &ae::train::ExperimentConfig, rows: usize) -> f64 {
+/// The largest relative difference `|x − y| / max(1, |y|)` of two runs' losses, and the row
+/// and column where it is.
+fn largest_gap(a: &[(String, f64)], b: &[(String, f64)]) -> (f64, String) {
+    assert_eq!(a.len(), b.len());
+    let mut worst = (0.0f64, String::new());
+    for ((name, x), (other, y)) in a.iter().zip(b) {
+        assert_eq!(name, other);
+        let rel = (x - y).abs() / y.abs().max(1.0);
+        if rel > worst.0 {
+            worst = (rel, format!("{name}: {x} vs {y}"));
+        }
+    }
+    worst
+}
+
+/// Trains `cfg` three times in child processes: on flex with the kernels on, on flex with
+/// them off (Burn's ops), and on ndarray (Burn's ops on another backend: matrixmultiply's
+/// products and ndarray's reductions instead of gemm's and macerator's). The last pair is
+/// the natural divergence of two correct implementations of the same training run; the
+/// kernels must stay within `factor` times it (plus `floor`, for runs so short that the
+/// reference pair happens to agree almost exactly). Returns (on/off gap, reference gap).
+fn on_off_gap(
+    cfg: &ae::train::ExperimentConfig,
+    rows: usize,
+    factor: f64,
+    floor: f64,
+) -> (f64, f64) {
     let out = tempfile::tempdir().unwrap();
     let config = out.path().join("cpu.toml");
     std::fs::write(&config, cfg.to_toml()).unwrap();
-    let (on, off) = (out.path().join("on"), out.path().join("off"));
-    train_in_child(&config, &on, "on");
-    train_in_child(&config, &off, "off");
-    let (a, b) = (losses(&on), losses(&off));
-    assert_eq!(a.len(), b.len());
+    let (on, off, reference) = (
+        out.path().join("on"),
+        out.path().join("off"),
+        out.path().join("ndarray"),
+    );
+    train_in_child(&config, &on, "flex", "on");
+    train_in_child(&config, &off, "flex", "off");
+    train_in_child(&config, &reference, "ndarray", "off");
+    let (a, b, c) = (losses(&on), losses(&off), losses(&reference));
     assert!(a.len() >= rows, "{a:?}");
-    let mut worst = 0.0f64;
-    for ((name, x), (_, y)) in a.iter().zip(&b) {
-        let rel = (x - y).abs() / y.abs().max(1.0);
-        assert!(
-            rel <= TOLERANCE,
-            "{}: {name}: {x} with the kernels, {y} without",
-            cfg.name
-        );
-        worst = worst.max(rel);
-    }
+    let (gap, at) = largest_gap(&a, &b);
+    let (natural, natural_at) = largest_gap(&c, &b);
     eprintln!(
-        "{}: largest relative difference of the losses: {worst:e}",
+        "{}: largest relative difference of the losses: kernels on/off {gap:e} ({at}); \
+         ndarray/flex {natural:e} ({natural_at})",
+        cfg.name
+    );
+    let bound = factor * natural + floor;
+    assert!(
+        gap <= bound,
+        "{}: the kernels moved the losses by {gap:e} ({at} with the kernels and without), \
+         more than {factor} × the ndarray/flex divergence {natural:e} + {floor:e}",
         cfg.name
     );
     if cfg!(feature = "fast-cpu") {
         assert!(
-            worst > 0.0,
+            gap > 0.0,
             "the switch changed nothing: are the kernels compiled in?"
         );
     } else {
-        assert_eq!(worst, 0.0, "without the kernels both runs use Burn's ops");
+        assert_eq!(gap, 0.0, "without the kernels both runs use Burn's ops");
     }
-    worst
+    (gap, natural)
 }
 
 #[test]
@@ -91,7 +149,7 @@ fn kernels_on_and_off_train_to_the_same_losses() {
     let mut cfg = small_mnist_vae();
     cfg.epochs = 4;
     cfg.batch_size = 32;
-    on_off_gap(&cfg, 3 * 4);
+    on_off_gap(&cfg, 3 * 4, FACTOR, FLOOR);
 }
 
 /// The conv kernels (`ae_cpu::conv`: conv and transposed conv, forward and backward, with and
@@ -117,6 +175,6 @@ fn conv_kernels_on_and_off_train_to_the_same_losses() {
         if let ae::data::DataConfig::Mnist { train_limit, .. } = &mut cfg.data {
             *train_limit = Some(512);
         }
-        on_off_gap(cfg, 2 * 2);
+        on_off_gap(cfg, 2 * 2, FACTOR, FLOOR);
     }
 }

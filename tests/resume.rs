@@ -28,6 +28,12 @@ fn child_process() {
             let cfg = ExperimentConfig::load(Path::new(config)).unwrap();
             train_in(cfg, Path::new(dir), &options(Path::new(dir))).unwrap();
         }
+        ["train", config, dir, device] => {
+            let cfg = ExperimentConfig::load(Path::new(config)).unwrap();
+            let mut opts = options(Path::new(dir));
+            opts.device = Some(device.into());
+            train_in(cfg, Path::new(dir), &opts).unwrap();
+        }
         ["sweep", config, dir] => {
             let cfg = SweepConfig::load(Path::new(config)).unwrap();
             sweep_in_process(&cfg, Path::new(dir));
@@ -41,8 +47,21 @@ fn child_process() {
 }
 
 /// This test binary, set to run `job` in the hidden test [`child_process`] (stdout discarded).
+///
+/// `AE_TEST_CHILD_WRAPPER` (e.g. `qemu-x86_64 -cpu Haswell`) runs the child under that
+/// command, so an AVX-512 machine can run the kernels' tests on the AVX2 paths (.ci/run).
 pub fn child_command(job: &[&str]) -> Command {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let exe = std::env::current_exe().unwrap();
+    let wrapper = std::env::var("AE_TEST_CHILD_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     command
         .args([
             "--exact",
