@@ -11,6 +11,16 @@ fn every_shipped_config_loads_validates_and_fits_its_data() {
             let cfg = ExperimentConfig::load(&path)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             cfg.check_shapes().unwrap();
+            // The count the memory check uses is the built model's.
+            let model = cfg
+                .model
+                .init(cfg.data.shape(), &burn::prelude::Device::flex());
+            assert_eq!(
+                cfg.model.as_family().parameter_count(cfg.data.shape()),
+                burn::module::Module::num_params(&model) as u128,
+                "{}",
+                path.display()
+            );
             // Round trip through the resolved form a run folder stores.
             assert_eq!(ExperimentConfig::from_str_any(&cfg.to_toml()).unwrap(), cfg);
             n += 1;
@@ -47,4 +57,29 @@ fn malformed_configs_get_one_clear_error_naming_the_key() {
         ExperimentConfig::load(&dir.path().join("missing.toml")).unwrap_err()
     );
     assert!(err.contains("missing.toml"));
+}
+
+/// A latent size three zeros too large (`4000000000`) is refused at once with the key named,
+/// before the model is allocated (it used to grow to 12.5 GB in a minute and keep going).
+#[test]
+fn a_model_too_large_for_the_machine_is_refused_before_allocating() {
+    let mut cfg = ExperimentConfig::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/vae_mnist.toml"),
+    )
+    .unwrap();
+    if let ae::models::ModelConfig::Vae(m) = &mut cfg.model {
+        m.latent_dim = 4_000_000_000;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let err = ae::train::run::train_in(
+        cfg,
+        &dir.path().join("run"),
+        &crate::util::options(dir.path()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("model.latent_dim = 4000000000"), "{err}");
+    assert!(err.contains("does not fit this machine's memory"), "{err}");
+    assert!(start.elapsed().as_secs() < 5, "refused before allocating");
 }

@@ -65,6 +65,13 @@ impl Family for AeConfig {
     fn prior_variances(&self) -> Option<Vec<f64>> {
         None
     }
+
+    fn parameter_count(&self, shape: ImageShape) -> u128 {
+        self.architecture.encoder_parameters(shape, 0, self.latent_dim)
+            + self
+                .architecture
+                .decoder_parameters(self.likelihood.param_shape(shape), self.latent_dim)
+    }
 }
 
 /// Deterministic autoencoder.

@@ -86,6 +86,15 @@ impl Family for CvaeConfig {
     fn prior_variances(&self) -> Option<Vec<f64>> {
         Some(vec![1.0; self.latent_dim])
     }
+
+    fn parameter_count(&self, shape: ImageShape) -> u128 {
+        let k = self.num_classes;
+        self.architecture
+            .encoder_parameters(shape, k, 2 * self.latent_dim)
+            + self
+                .architecture
+                .decoder_parameters(self.likelihood.param_shape(shape), self.latent_dim + k)
+    }
 }
 
 /// Conditional VAE.

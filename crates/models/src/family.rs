@@ -82,6 +82,11 @@ pub trait Family {
 
     /// The prior variances of the latent dimensions (`None`: no Gaussian prior).
     fn prior_variances(&self) -> Option<Vec<f64>>;
+
+    /// How many parameters the model for images of `shape` has, counted from the config
+    /// without building it (so that a config too large for the machine is refused before
+    /// anything is allocated).
+    fn parameter_count(&self, shape: ImageShape) -> u128;
 }
 
 /// Registers the model families: one line each, `module::Variant(Config, Model)` with its

@@ -158,6 +158,75 @@ impl Architecture {
     }
 }
 
+/// Parameters of a dense layer `a → b` with bias, in u128 so that no config overflows it.
+pub fn dense_parameters(a: usize, b: usize) -> u128 {
+    (a as u128 + 1) * b as u128
+}
+
+/// Parameters of [`downsampling_convs`] (or, mirrored, [`upsampling_deconvs`]): 4×4 kernels
+/// with biases from `in_channels` through `channels`.
+pub fn conv_stack_parameters(in_channels: usize, channels: &[usize]) -> u128 {
+    let mut c_in = in_channels as u128;
+    let mut total = 0;
+    for &c in channels {
+        total += (c_in * 16 + 1) * c as u128;
+        c_in = c as u128;
+    }
+    total
+}
+
+impl Architecture {
+    /// Parameters of [`Architecture::conditional_encoder`] (`extra` conditioning features,
+    /// `out` outputs), counted without building it.
+    pub fn encoder_parameters(&self, shape: ImageShape, extra: usize, out: usize) -> u128 {
+        match self {
+            Architecture::Mlp { hidden } => {
+                let mut width = shape.numel() + extra;
+                let mut total = 0;
+                for &h in hidden {
+                    total += dense_parameters(width, h);
+                    width = h;
+                }
+                total + dense_parameters(width, out)
+            }
+            Architecture::Conv { channels, hidden } => {
+                let f = 1usize << channels.len().min(usize::BITS as usize - 1);
+                let last = channels.last().copied().unwrap_or(0);
+                let flat = last * (shape.height / f) * (shape.width / f) + extra;
+                conv_stack_parameters(shape.channels, channels)
+                    + dense_parameters(flat, *hidden)
+                    + dense_parameters(*hidden, out)
+            }
+        }
+    }
+
+    /// Parameters of [`Architecture::decoder`], counted without building it.
+    pub fn decoder_parameters(&self, shape: ImageShape, latent: usize) -> u128 {
+        match self {
+            Architecture::Mlp { hidden } => {
+                let mut width = latent;
+                let mut total = 0;
+                for &h in hidden.iter().rev() {
+                    total += dense_parameters(width, h);
+                    width = h;
+                }
+                total + dense_parameters(width, shape.numel())
+            }
+            Architecture::Conv { channels, hidden } => {
+                let f = 1usize << channels.len().min(usize::BITS as usize - 1);
+                let last = channels.last().copied().unwrap_or(0);
+                let flat = last * (shape.height / f) * (shape.width / f);
+                // The transposed convs mirror the conv stack: same kernels, reversed.
+                let mut mirrored: Vec<usize> = channels.iter().rev().skip(1).copied().collect();
+                mirrored.push(shape.channels);
+                dense_parameters(latent, *hidden)
+                    + dense_parameters(*hidden, flat)
+                    + conv_stack_parameters(last, &mirrored)
+            }
+        }
+    }
+}
+
 /// Stride-2 4×4 convolutions (padding 1) from `in_channels` through `channels`; each halves
 /// height and width.
 pub fn downsampling_convs(in_channels: usize, channels: &[usize], device: &Device) -> Vec<Conv2d> {

@@ -131,6 +131,30 @@ impl Family for SkipVaeConfig {
     fn prior_variances(&self) -> Option<Vec<f64>> {
         Some(vec![1.0; self.latent_dim])
     }
+
+    fn parameter_count(&self, shape: ImageShape) -> u128 {
+        use crate::nets::{conv_stack_parameters, dense_parameters};
+        let n = self.channels.len().min(usize::BITS as usize - 1);
+        let last = self.channels.last().copied().unwrap_or(0);
+        let flat = last * (shape.height >> n) * (shape.width >> n);
+        let mut mirrored: Vec<usize> = self.channels.iter().rev().skip(1).copied().collect();
+        mirrored.push(shape.channels * self.likelihood.params_per_pixel());
+        let film: u128 = match self.gate {
+            SkipGate::Film => self
+                .channels
+                .iter()
+                .map(|&c| 2 * self.latent_dim as u128 * c as u128)
+                .sum(),
+            SkipGate::Plain => 0,
+        };
+        conv_stack_parameters(shape.channels, &self.channels)
+            + dense_parameters(flat, self.hidden)
+            + dense_parameters(self.hidden, 2 * self.latent_dim)
+            + dense_parameters(self.latent_dim, self.hidden)
+            + dense_parameters(self.hidden, flat)
+            + conv_stack_parameters(last, &mirrored)
+            + film
+    }
 }
 
 /// VAE with skip connections from encoder to decoder.

@@ -131,6 +131,14 @@ impl Family for VaeConfig {
                 .unwrap_or_else(|| vec![1.0; self.latent_dim]),
         )
     }
+
+    fn parameter_count(&self, shape: ImageShape) -> u128 {
+        self.architecture
+            .encoder_parameters(shape, 0, 2 * self.latent_dim)
+            + self
+                .architecture
+                .decoder_parameters(self.likelihood.param_shape(shape), self.latent_dim)
+    }
 }
 
 /// VAE / β-VAE.

@@ -159,6 +159,22 @@ impl Family for VqVaeConfig {
     fn prior_variances(&self) -> Option<Vec<f64>> {
         None
     }
+
+    fn parameter_count(&self, shape: ImageShape) -> u128 {
+        use crate::nets::{conv_stack_parameters, dense_parameters};
+        let last = self.channels.last().copied().unwrap_or(0);
+        let mut mirrored: Vec<usize> = self.channels.iter().rev().skip(1).copied().collect();
+        mirrored.push(shape.channels);
+        let (k, d) = (self.codebook_size as u128, self.code_dim as u128);
+        // The codebook, and with EMA updates its running copy, counts and sums (which Burn
+        // counts among the module's parameters too).
+        let codebook = k * d + if self.ema.is_some() { 2 * k * d + k } else { 0 };
+        conv_stack_parameters(shape.channels, &self.channels)
+            + dense_parameters(last, self.code_dim)
+            + dense_parameters(self.code_dim, last)
+            + conv_stack_parameters(last, &mirrored)
+            + codebook
+    }
 }
 
 /// Moving averages of an EMA codebook (recorded with the module, like batch-norm statistics).

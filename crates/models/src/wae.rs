@@ -101,6 +101,10 @@ impl Family for WaeConfig {
     fn prior_variances(&self) -> Option<Vec<f64>> {
         Some(vec![1.0; self.latent_dim])
     }
+
+    fn parameter_count(&self, shape: ImageShape) -> u128 {
+        self.autoencoder().parameter_count(shape)
+    }
 }
 
 /// Wasserstein autoencoder (WAE-MMD): an [`Ae`] trained with the MMD penalty.

@@ -225,6 +225,9 @@ impl ExperimentConfig {
         if let Err(e) = self.model.check_shape(self.data.shape()) {
             bail!("{e}");
         }
+        if let Some(total) = machine_memory_bytes() {
+            self.check_memory(total)?;
+        }
         if let Some(classes) = self.model.capabilities().classes
             && classes != self.data.num_classes()
         {
@@ -239,9 +242,84 @@ impl ExperimentConfig {
     }
 }
 
+impl ExperimentConfig {
+    /// Bytes the run needs at least: the parameters with their gradients and Adam's two
+    /// moments (4 × f32 each), and one batch's images, decoder outputs and codes, forward
+    /// and backward. A lower bound: the layers' own activations come on top.
+    pub fn memory_estimate(&self) -> u128 {
+        let shape = self.data.shape();
+        let params = self.model.as_family().parameter_count(shape);
+        let per_image = 2 * shape.numel() as u128 + 2 * self.model.as_family().latent_dim() as u128;
+        params * 16 + self.batch_size as u128 * per_image * 4 * 2
+    }
+
+    /// Refuses a model that cannot fit in `total` bytes of memory (the machine's), naming
+    /// the keys that size it, before anything is allocated: a typo such as
+    /// `latent_dim = 4000000000` would otherwise grow until the machine runs out.
+    pub fn check_memory(&self, total: u64) -> anyhow::Result<()> {
+        let need = self.memory_estimate();
+        if need > total as u128 {
+            let params = self.model.as_family().parameter_count(self.data.shape());
+            bail!(
+                "the model does not fit this machine's memory: model.latent_dim = {}, \
+                 model.architecture and the image size {} give {params} parameters, and with \
+                 their gradients, Adam's moments and a batch of batch_size = {} it needs at \
+                 least {} where the machine has {}; lower model.latent_dim, the layer widths \
+                 or batch_size",
+                self.model.as_family().latent_dim(),
+                {
+                    let s = self.data.shape();
+                    format!("{}×{}×{}", s.channels, s.height, s.width)
+                },
+                self.batch_size,
+                human_bytes(need),
+                human_bytes(total as u128),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `bytes` in GiB (or TiB, PiB) with three significant figures.
+fn human_bytes(bytes: u128) -> String {
+    let mut v = bytes as f64 / (1u64 << 30) as f64;
+    let mut unit = "GiB";
+    for next in ["TiB", "PiB", "EiB"] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = next;
+    }
+    format!("{v:.3} {unit}")
+}
+
+/// The machine's memory (`MemTotal` of `/proc/meminfo`), where the system says it.
+pub fn machine_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A latent size three zeros too large is refused before the model is built, naming
+    /// the key and the sizes; the reference VAE fits in 1 GiB.
+    #[test]
+    fn a_model_larger_than_memory_is_refused_naming_the_key() {
+        let mut cfg = ExperimentConfig::vae_mnist();
+        cfg.check_memory(1 << 30).unwrap();
+        if let ModelConfig::Vae(m) = &mut cfg.model {
+            m.latent_dim = 4_000_000_000;
+        }
+        let err = cfg.check_memory(24 << 30).unwrap_err().to_string();
+        assert!(err.contains("model.latent_dim = 4000000000"), "{err}");
+        assert!(err.contains("TiB"), "{err}");
+        assert!(err.contains("24.000 GiB"), "{err}");
+    }
 
     /// `train` without `--config` runs the shipped `beta_vae_dsprites.toml`.
     #[test]
