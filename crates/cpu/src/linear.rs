@@ -91,6 +91,9 @@ const PARALLEL_THRESHOLD: usize = 64 * 64 * 128;
 /// depth blocks of 512, a larger one in blocks sized from the L1 cache (see [`gemm_into`]).
 const GEMM_SMALL: usize = 64;
 
+/// gemm's depth block for a small product (`k.min(512)`); the L1-sized block is at least this.
+const GEMM_SMALL_DEPTH: usize = 512;
+
 /// A shape that the fused products refuse: operands whose sizes do not fit together, or a
 /// view that would address elements outside its slice.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -266,8 +269,9 @@ fn gemm_into(
     // gemm 0.19 sums a product with m ≤ 64 and n ≤ 64 in depth blocks of 512 and a larger
     // one in depth blocks sized from the L1 cache (`gemm_common::cache::kernel_params`: 512
     // with a 32 KiB 8-way L1, 1024 with a 48 KiB 12-way one). A block must fall on the same
-    // side of that line as the whole product, or its sums would be rounded differently.
-    let min_block = if m.min(n) <= GEMM_SMALL && side > GEMM_SMALL {
+    // side of that line as the whole product, or its sums would be rounded differently
+    // (a depth of at most 512 is one block either way, so those products split as before).
+    let min_block = if m.min(n) <= GEMM_SMALL && side > GEMM_SMALL && k > GEMM_SMALL_DEPTH {
         GEMM_SMALL + 8
     } else {
         8
