@@ -260,12 +260,6 @@ fn gemm_into(
     let dst = dst.as_mut_ptr().cast::<f32>();
     let threads = rayon::current_num_threads();
     let side = m.max(n);
-    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD || threads < 2 || side < 16 {
-        // SAFETY: dst holds m·n elements, the bias n, the operands are m × k and k × n inside
-        // their slices (all checked above); the block is the whole output.
-        unsafe { gemm_block(dst, fill, (m, n, k), &lhs, &rhs, Block::Cols(0, n)) };
-        return Ok(());
-    }
     // gemm 0.19 sums a product with m ≤ 64 and n ≤ 64 in depth blocks of 512 and a larger
     // one in depth blocks sized from the L1 cache (`gemm_common::cache::kernel_params`: 512
     // with a 32 KiB 8-way L1, 1024 with a 48 KiB 12-way one). A block must fall on the same
@@ -276,9 +270,11 @@ fn gemm_into(
     } else {
         8
     };
+    // Fewer than two blocks of `min_block` (one thread, or a side under 16): no split.
     let blocks = threads.min(side / min_block);
-    if blocks < 2 {
-        // SAFETY: as above.
+    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD || blocks < 2 {
+        // SAFETY: dst holds m·n elements, the bias n, the operands are m × k and k × n inside
+        // their slices (all checked above); the block is the whole output.
         unsafe { gemm_block(dst, fill, (m, n, k), &lhs, &rhs, Block::Cols(0, n)) };
         return Ok(());
     }

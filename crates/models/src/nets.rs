@@ -175,6 +175,14 @@ pub fn conv_stack_parameters(in_channels: usize, channels: &[usize]) -> u128 {
     total
 }
 
+/// Parameters of [`upsampling_deconvs`]: the conv stack mirrored, from the last of
+/// `channels` back through the others to `out_channels`.
+pub fn deconv_stack_parameters(channels: &[usize], out_channels: usize) -> u128 {
+    let mut mirrored: Vec<usize> = channels.iter().rev().skip(1).copied().collect();
+    mirrored.push(out_channels);
+    conv_stack_parameters(channels.last().copied().unwrap_or(0), &mirrored)
+}
+
 impl Architecture {
     /// Parameters of [`Architecture::conditional_encoder`] (`extra` conditioning features,
     /// `out` outputs), counted without building it.
@@ -216,12 +224,9 @@ impl Architecture {
                 let f = 1usize << channels.len().min(usize::BITS as usize - 1);
                 let last = channels.last().copied().unwrap_or(0);
                 let flat = last * (shape.height / f) * (shape.width / f);
-                // The transposed convs mirror the conv stack: same kernels, reversed.
-                let mut mirrored: Vec<usize> = channels.iter().rev().skip(1).copied().collect();
-                mirrored.push(shape.channels);
                 dense_parameters(latent, *hidden)
                     + dense_parameters(*hidden, flat)
-                    + conv_stack_parameters(last, &mirrored)
+                    + deconv_stack_parameters(channels, shape.channels)
             }
         }
     }

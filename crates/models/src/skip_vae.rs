@@ -133,12 +133,10 @@ impl Family for SkipVaeConfig {
     }
 
     fn parameter_count(&self, shape: ImageShape) -> u128 {
-        use crate::nets::{conv_stack_parameters, dense_parameters};
+        use crate::nets::{conv_stack_parameters, deconv_stack_parameters, dense_parameters};
         let n = self.channels.len().min(usize::BITS as usize - 1);
         let last = self.channels.last().copied().unwrap_or(0);
         let flat = last * (shape.height >> n) * (shape.width >> n);
-        let mut mirrored: Vec<usize> = self.channels.iter().rev().skip(1).copied().collect();
-        mirrored.push(shape.channels * self.likelihood.params_per_pixel());
         let film: u128 = match self.gate {
             SkipGate::Film => self
                 .channels
@@ -152,7 +150,7 @@ impl Family for SkipVaeConfig {
             + dense_parameters(self.hidden, 2 * self.latent_dim)
             + dense_parameters(self.latent_dim, self.hidden)
             + dense_parameters(self.hidden, flat)
-            + conv_stack_parameters(last, &mirrored)
+            + deconv_stack_parameters(&self.channels, shape.channels * self.likelihood.params_per_pixel())
             + film
     }
 }

@@ -161,10 +161,8 @@ impl Family for VqVaeConfig {
     }
 
     fn parameter_count(&self, shape: ImageShape) -> u128 {
-        use crate::nets::{conv_stack_parameters, dense_parameters};
+        use crate::nets::{conv_stack_parameters, deconv_stack_parameters, dense_parameters};
         let last = self.channels.last().copied().unwrap_or(0);
-        let mut mirrored: Vec<usize> = self.channels.iter().rev().skip(1).copied().collect();
-        mirrored.push(shape.channels);
         let (k, d) = (self.codebook_size as u128, self.code_dim as u128);
         // The codebook, and with EMA updates its running copy, counts and sums (which Burn
         // counts among the module's parameters too).
@@ -172,7 +170,7 @@ impl Family for VqVaeConfig {
         conv_stack_parameters(shape.channels, &self.channels)
             + dense_parameters(last, self.code_dim)
             + dense_parameters(self.code_dim, last)
-            + conv_stack_parameters(last, &mirrored)
+            + deconv_stack_parameters(&self.channels, shape.channels)
             + codebook
     }
 }
